@@ -1,0 +1,166 @@
+"""Pages for listing, creating, editing, deleting and dispatching campaigns."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from campaigns.forms import BaseRecipientFormSet, CampaignForm, RecipientFormSet
+from campaigns.models import Campaign
+from dispatch.tasks import dispatch_campaign_later
+
+logger = logging.getLogger(__name__)
+
+CAMPAIGNS_PER_PAGE = 20
+
+_READ_ONLY_MESSAGE = "This campaign was already dispatched; it is read-only."
+_CONFLICT_MESSAGE = (
+    "Another change to this campaign's recipients was saved at the same time. "
+    "Check the rows and save again."
+)
+
+
+def see_other(url: str) -> HttpResponseRedirect:
+    """Redirect with 303, which Turbo expects after a form submission."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    campaigns = Campaign.objects.with_counts().order_by("-created_at", "-id")
+    page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "campaigns/index.html", {"page": page})
+
+
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    context = {
+        "campaign": campaign,
+        "progress": campaign.progress(),
+        "recipients": campaign.recipients.order_by("id"),
+    }
+    return render(request, "campaigns/detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def create(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        campaign = Campaign()
+        return _render_form(request, CampaignForm(), RecipientFormSet(instance=campaign))
+    return _save(request, campaign_id=None)
+
+
+@require_http_methods(["GET", "POST"])
+def edit(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if not campaign.is_editable:
+        messages.error(request, _READ_ONLY_MESSAGE)
+        return see_other(campaign.get_absolute_url())
+    if request.method == "GET":
+        return _render_form(
+            request, CampaignForm(instance=campaign), RecipientFormSet(instance=campaign)
+        )
+    return _save(request, campaign_id=campaign.pk)
+
+
+def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
+    """Validate and save the posted campaign form; a new campaign when `campaign_id` is None."""
+    form, formset = _bind(request, campaign_id)
+    if not (form.is_valid() and formset.is_valid()):
+        return _render_form(request, form, formset, status=422)
+
+    campaign = form.instance
+    try:
+        with transaction.atomic():
+            # The row lock makes a concurrent dispatch wait for this save, and
+            # the status check rejects a save that comes after a dispatch.
+            if campaign_id is not None and not (
+                Campaign.objects.select_for_update()
+                .filter(pk=campaign_id, status=Campaign.Status.PENDING)
+                .exists()
+            ):
+                messages.error(request, _READ_ONLY_MESSAGE)
+                return see_other(campaign.get_absolute_url())
+            form.save()
+            formset.save()
+    except IntegrityError:
+        # Another request changed the same rows between validation and save.
+        # The failed save left primary keys on the bound instances, so the
+        # form is bound again from the posted data before it is shown.
+        logger.warning("campaign %s: recipients conflict on save", campaign_id, exc_info=True)
+        form, formset = _bind(request, campaign_id)
+        form.is_valid()
+        formset.is_valid()
+        formset.non_form_errors().append(_CONFLICT_MESSAGE)
+        return _render_form(request, form, formset, status=422)
+
+    verb = "created" if campaign_id is None else "saved"
+    logger.info("campaign %s: %s", campaign.pk, verb)
+    messages.success(request, f"Campaign “{campaign.name}” {verb}.")
+    return see_other(campaign.get_absolute_url())
+
+
+def _bind(request: HttpRequest, campaign_id: int | None) -> tuple[CampaignForm, BaseRecipientFormSet]:
+    campaign = Campaign() if campaign_id is None else get_object_or_404(Campaign, pk=campaign_id)
+    form = CampaignForm(request.POST, instance=campaign)
+    formset = RecipientFormSet(request.POST, instance=campaign)
+    return form, formset
+
+
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if not campaign.is_editable:
+        messages.error(request, _READ_ONLY_MESSAGE)
+        return see_other(campaign.get_absolute_url())
+    if request.method == "GET":
+        return render(request, "campaigns/confirm_delete.html", {"campaign": campaign})
+
+    if not campaign.delete_if_pending():
+        messages.error(request, _READ_ONLY_MESSAGE)
+        return see_other(campaign.get_absolute_url())
+    logger.info("campaign %s: deleted", pk)
+    messages.success(request, f"Campaign “{campaign.name}” deleted.")
+    return see_other("/")
+
+
+@require_POST
+def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    with transaction.atomic():
+        started = campaign.start()
+        if started:
+            # Only the request whose UPDATE won enqueues, and only once its
+            # transaction is visible to the worker.
+            transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
+
+    if started:
+        logger.info("campaign %s: dispatch requested", campaign.pk)
+        messages.success(request, "Dispatch started. Recipients update below as they are sent.")
+        return see_other(campaign.get_absolute_url())
+
+    campaign.refresh_from_db(fields=["status"])
+    if campaign.status == Campaign.Status.PENDING:
+        messages.error(request, "This campaign has no recipients to dispatch. Add one first.")
+    else:
+        messages.info(request, "This campaign was already dispatched.")
+    return see_other(campaign.get_absolute_url())
+
+
+
+def _render_form(
+    request: HttpRequest,
+    form: CampaignForm,
+    formset: BaseRecipientFormSet,
+    status: int = 200,
+) -> HttpResponse:
+    context = {"form": form, "formset": formset, "campaign": form.instance}
+    return render(request, "campaigns/form.html", context, status=status)

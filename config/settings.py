@@ -1,0 +1,165 @@
+"""Django settings for Campaign Dispatcher.
+
+Every value comes from the environment (or `.env`, see config/env.py) with
+development defaults that point at local services. `.env.example` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+load_dotenv(Path(os.environ.get("DOTENV_PATH", BASE_DIR / ".env")))
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment (or in .env), "
+            "or set DEBUG=true for local development."
+        )
+    SECRET_KEY = "insecure-development-key-only-used-when-debug-is-on"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Turbo sends the token from the page's csrf-token meta tag in this header, so
+# forms inside partials rendered by workers (which have no request, and so no
+# token of their own) still submit.
+CSRF_HEADER_NAME = "HTTP_X_CSRF_TOKEN"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "campaigns",
+    "dispatch",
+    "live",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: one PostgreSQL server shared by every web and worker process.
+# CONN_MAX_AGE stays 0 by default because the async stream view and the
+# thread-pool worker would otherwise keep one idle connection per thread.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/campaign_dispatcher"),
+        conn_max_age=env_int("CONN_MAX_AGE", 0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# In DEBUG, WhiteNoise serves files straight from STATICFILES_DIRS, so the
+# esbuild and Tailwind watchers' output shows up without collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# The new-campaign form posts five fields per recipient row. Django's default
+# limit of 1,000 fields would reject a form of about 200 rows.
+MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
+
+# Redis: the Celery broker and the live-update fan-out. It holds nothing that
+# PostgreSQL does not also hold.
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# Pub/sub channel names are global across Redis database numbers, so every
+# environment (and every test run) needs its own prefix.
+LIVE_UPDATES_CHANNEL_PREFIX = env_str("LIVE_UPDATES_CHANNEL_PREFIX", "campaign-dispatcher")
+# Seconds between keep-alive comments on an idle live-update stream.
+LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.0)
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dispatch")
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Simulated delivery provider: a random delay per recipient and a failure rule.
+# Recipients whose email domain is DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone
+# number starts with DELIVERY_FAIL_PHONE_PREFIX, always fail; the others fail
+# at random with probability DELIVERY_FAILURE_RATE (0.0 to 1.0).
+DELIVERY_DELAY_MIN_SECONDS = env_float("DELIVERY_DELAY_MIN_SECONDS", 1.0)
+DELIVERY_DELAY_MAX_SECONDS = env_float("DELIVERY_DELAY_MAX_SECONDS", 3.0)
+DELIVERY_FAILURE_RATE = env_float("DELIVERY_FAILURE_RATE", 0.0)
+DELIVERY_FAIL_EMAIL_DOMAIN = env_str("DELIVERY_FAIL_EMAIL_DOMAIN", "fail.example.com")
+DELIVERY_FAIL_PHONE_PREFIX = env_str("DELIVERY_FAIL_PHONE_PREFIX", "+1555999")
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "campaigns": {"level": LOG_LEVEL},
+        "dispatch": {"level": LOG_LEVEL},
+        "live": {"level": LOG_LEVEL},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_HTTPONLY = True
+    X_FRAME_OPTIONS = "DENY"
