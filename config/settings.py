@@ -7,6 +7,7 @@ development defaults that point at local services. `.env.example` lists them.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -108,6 +109,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # esbuild and Tailwind watchers' output shows up without collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+if WHITENOISE_USE_FINDERS:
+    # Without collectstatic, STATIC_ROOT does not exist and WhiteNoise warns
+    # about it on every start, although the finders serve every file.
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 # The new-campaign form posts five fields per recipient row. Django's default
 # limit of 1,000 fields would reject a form of about 200 rows.

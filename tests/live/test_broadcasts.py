@@ -1,0 +1,120 @@
+"""What the dispatch job publishes on a campaign's live-update channel."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from campaigns.models import Campaign, Recipient
+from dispatch.dispatcher import dispatch_campaign
+from live import broadcasts
+
+pytestmark = pytest.mark.django_db
+
+STREAM = re.compile(r'<turbo-stream action="replace" target="([^"]+)"><template>(.*?)</template>', re.S)
+
+
+def targets(message: str) -> list[str]:
+    return [target for target, _ in STREAM.findall(message)]
+
+
+def test_job_broadcasts_each_row_with_header(make_campaign, listen):
+    campaign = make_campaign()
+    campaign.start()
+    listener = listen(campaign)
+    recipient_ids = list(campaign.recipients.order_by("id").values_list("id", flat=True))
+
+    dispatch_campaign(campaign.pk)
+
+    messages = listener.messages()
+    header = f"campaign_{campaign.pk}_header"
+    # It should announce processing, then one row and the header per recipient,
+    # then the completed header.
+    assert targets(messages[0]) == [header]
+    assert [targets(m) for m in messages[1:-1]] == [[f"recipient_{pk}", header] for pk in recipient_ids]
+    assert targets(messages[-1]) == [header]
+    assert 'data-campaign-status="processing"' in messages[0]
+    assert 'data-campaign-status="completed"' in messages[-1]
+    assert len(messages) == len(recipient_ids) + 2
+
+
+def test_row_broadcast_shows_new_status(make_campaign, listen, settings):
+    settings.DELIVERY_FAIL_EMAIL_DOMAIN = "fail.example.com"
+    campaign = make_campaign(recipients=[{"email": "x@fail.example.com"}])
+    campaign.start()
+    listener = listen(campaign)
+
+    dispatch_campaign(campaign.pk)
+
+    row_message = listener.messages()[1]
+    row_html = STREAM.findall(row_message)[0][1]
+    assert 'data-status="failed"' in row_html
+    assert "mailbox unavailable" in row_html
+
+
+def test_header_broadcast_counts_progress(make_campaign, listen):
+    campaign = make_campaign(recipients=[{"email": "a@example.com"}, {"email": "b@example.com"}])
+    campaign.start()
+    listener = listen(campaign)
+
+    dispatch_campaign(campaign.pk)
+
+    messages = listener.messages()
+    first_row_header = STREAM.findall(messages[1])[1][1]
+    assert '<dd data-count="sent" class="text-emerald-700">1</dd>' in first_row_header
+    assert 'value="1" max="2"' in first_row_header
+    assert "50%" in first_row_header
+    final_header = STREAM.findall(messages[-1])[0][1]
+    assert "100%" in final_header
+    # The Dispatch button is gone once the campaign is no longer pending.
+    assert "/dispatch" not in final_header
+
+
+def test_broadcast_escapes_user_content(make_campaign, listen):
+    campaign = make_campaign(
+        name="<img src=x onerror=alert(1)>",
+        recipients=[{"name": "<script>alert(1)</script>", "email": "x@example.com"}],
+    )
+    listener = listen(campaign)
+    recipient = campaign.recipients.get()
+
+    broadcasts.broadcast_recipient(recipient)
+
+    message = listener.messages()[0]
+    assert "<script>alert(1)</script>" not in message
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message
+    assert "<img src=x" not in message
+    assert "&lt;img src=x onerror=alert(1)&gt;" in message
+
+
+def test_snapshot_has_header_and_every_row(make_campaign):
+    campaign = make_campaign()
+
+    snapshot = broadcasts.snapshot(campaign)
+
+    expected = [f"campaign_{campaign.pk}_header"] + [
+        f"recipient_{pk}" for pk in campaign.recipients.order_by("id").values_list("id", flat=True)
+    ]
+    assert targets(snapshot) == expected
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dispatch_finishes_when_redis_is_down(make_campaign, settings, caplog):
+    campaign = make_campaign()
+    campaign.start()
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    with caplog.at_level("WARNING", logger="live"):
+        dispatch_campaign(campaign.pk)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert not campaign.recipients.filter(status=Recipient.Status.QUEUED).exists()
+    assert "live update not published" in caplog.text
