@@ -71,11 +71,10 @@ class BaseRecipientFormSet(BaseInlineFormSet):
         "too_many_forms": "A campaign can have at most %(num)d recipients in this form.",
     }
 
-    def _construct_form(self, i: int, **kwargs: Any) -> forms.Form:
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
         # A row left completely blank is skipped rather than rejected, wherever
         # it sits. A campaign with no filled row at all fails validate_min.
-        kwargs["empty_permitted"] = True
-        return super()._construct_form(i, **kwargs)
+        return {**super().get_form_kwargs(index), "empty_permitted": True}
 
     def clean(self) -> None:
         super().clean()
@@ -84,7 +83,7 @@ class BaseRecipientFormSet(BaseInlineFormSet):
         for row_number, form in enumerate(self.forms, start=1):
             if not hasattr(form, "cleaned_data") or not form.cleaned_data:
                 continue
-            if self.can_delete and self._should_delete_form(form):
+            if self.can_delete and form.cleaned_data.get("DELETE"):
                 continue
             email = form.cleaned_data.get("email", "")
             phone = form.cleaned_data.get("phone_number", "")

@@ -2,12 +2,13 @@
 
 Status changes happen only through the transition methods below. Each is one
 conditional UPDATE that filters on the primary key and the expected current
-status, so when two processes race, the row count tells which one won.
+status, so when two processes race, the row count shows which one won.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import models, transaction
 from django.db.models import Count, Exists, OuterRef, Q
@@ -119,10 +120,9 @@ class Campaign(models.Model):
         """Move `pending → processing`; refused for a campaign without recipients."""
         now = timezone.now()
         has_recipients = Exists(Recipient.objects.filter(campaign=OuterRef("pk")))
-        changed = (
-            Campaign.objects.filter(has_recipients, pk=self.pk, status=self.Status.PENDING)
-            .update(status=self.Status.PROCESSING, started_at=now)
-        )
+        changed = Campaign.objects.filter(
+            has_recipients, pk=self.pk, status=self.Status.PENDING
+        ).update(status=self.Status.PROCESSING, started_at=now)
         if changed:
             self.status, self.started_at = self.Status.PROCESSING, now
         return changed == 1
@@ -133,10 +133,9 @@ class Campaign(models.Model):
         has_queued = Exists(
             Recipient.objects.filter(campaign=OuterRef("pk"), status=Recipient.Status.QUEUED)
         )
-        changed = (
-            Campaign.objects.filter(~has_queued, pk=self.pk, status=self.Status.PROCESSING)
-            .update(status=self.Status.COMPLETED, completed_at=now)
-        )
+        changed = Campaign.objects.filter(
+            ~has_queued, pk=self.pk, status=self.Status.PROCESSING
+        ).update(status=self.Status.COMPLETED, completed_at=now)
         if changed:
             self.status, self.completed_at = self.Status.COMPLETED, now
         return changed == 1
@@ -201,7 +200,7 @@ class Recipient(models.Model):
     def __str__(self) -> str:
         return self.name or self.email or self.phone_number
 
-    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.name = self.name.strip()
         self.email = normalize_email(self.email)
         self.phone_number = normalize_phone(self.phone_number)

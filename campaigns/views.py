@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
+from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from campaigns.forms import BaseRecipientFormSet, CampaignForm, RecipientFormSet
+from campaigns.forms import CampaignForm, RecipientFormSet
 from campaigns.models import Campaign
 from dispatch.tasks import dispatch_campaign_later
 
@@ -108,7 +110,7 @@ def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
     return see_other(campaign.get_absolute_url())
 
 
-def _bind(request: HttpRequest, campaign_id: int | None) -> tuple[CampaignForm, BaseRecipientFormSet]:
+def _bind(request: HttpRequest, campaign_id: int | None) -> tuple[CampaignForm, BaseInlineFormSet[Any, Any, Any]]:
     campaign = Campaign() if campaign_id is None else get_object_or_404(Campaign, pk=campaign_id)
     form = CampaignForm(request.POST, instance=campaign)
     formset = RecipientFormSet(request.POST, instance=campaign)
@@ -155,11 +157,10 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
     return see_other(campaign.get_absolute_url())
 
 
-
 def _render_form(
     request: HttpRequest,
     form: CampaignForm,
-    formset: BaseRecipientFormSet,
+    formset: BaseInlineFormSet[Any, Any, Any],
     status: int = 200,
 ) -> HttpResponse:
     context = {"form": form, "formset": formset, "campaign": form.instance}

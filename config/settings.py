@@ -119,7 +119,7 @@ if WHITENOISE_USE_FINDERS:
 MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
 
-# Redis: the Celery broker and the live-update fan-out. It holds nothing that
+# Redis: the Celery broker and the live-update fan-out. It stores nothing that
 # PostgreSQL does not also hold.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -33,7 +33,9 @@ def campaign_lock(campaign_id: int) -> Iterator[bool]:
     released on every exit path, and PostgreSQL drops it if the connection dies.
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id])
+        cursor.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id]
+        )
         acquired = bool(cursor.fetchone()[0])
     try:
         yield acquired
@@ -53,7 +55,9 @@ def dispatch_campaign(campaign_id: int, provider: Provider | None = None) -> Non
     """
     with campaign_lock(campaign_id) as acquired:
         if not acquired:
-            logger.info("campaign %s: another worker holds the dispatch lock; skipping", campaign_id)
+            logger.info(
+                "campaign %s: another worker holds the dispatch lock; skipping", campaign_id
+            )
             return
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
@@ -118,7 +122,10 @@ def deliver_one(recipient: Recipient, provider: Provider) -> None:
     except DeliveryError as exc:
         reason = str(exc)
         logger.warning(
-            "campaign %s recipient %s: delivery failed: %s", recipient.campaign_id, recipient.pk, reason
+            "campaign %s recipient %s: delivery failed: %s",
+            recipient.campaign_id,
+            recipient.pk,
+            reason,
         )
         changed = recipient.mark_failed(reason)
     except Exception as exc:

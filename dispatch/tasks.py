@@ -16,5 +16,5 @@ def dispatch_campaign_task(campaign_id: int) -> None:
 
 
 def dispatch_campaign_later(campaign_id: int) -> None:
-    """Enqueue the dispatch job. Call it only after the transaction that started the campaign commits."""
+    """Enqueue the dispatch job; call it after the transaction that started the campaign commits."""
     dispatch_campaign_task.delay(campaign_id)

@@ -28,7 +28,7 @@ def test_ordinary_recipient_gets_message_id():
 
 
 def test_failing_domain_always_fails():
-    with pytest.raises(DeliveryError, match="fail.example.com"):
+    with pytest.raises(DeliveryError, match=r"fail\.example\.com"):
         provider().deliver(Recipient(email="ada@FAIL.example.com"))
 
 

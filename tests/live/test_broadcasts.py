@@ -13,7 +13,9 @@ from live import broadcasts
 
 pytestmark = pytest.mark.django_db
 
-STREAM = re.compile(r'<turbo-stream action="replace" target="([^"]+)"><template>(.*?)</template>', re.S)
+STREAM = re.compile(
+    r'<turbo-stream action="replace" target="([^"]+)"><template>(.*?)</template>', re.S
+)
 
 
 def targets(message: str) -> list[str]:
@@ -33,7 +35,9 @@ def test_job_broadcasts_each_row_with_header(make_campaign, listen):
     # It should announce processing, then one row and the header per recipient,
     # then the completed header.
     assert targets(messages[0]) == [header]
-    assert [targets(m) for m in messages[1:-1]] == [[f"recipient_{pk}", header] for pk in recipient_ids]
+    assert [targets(m) for m in messages[1:-1]] == [
+        [f"recipient_{pk}", header] for pk in recipient_ids
+    ]
     assert targets(messages[-1]) == [header]
     assert 'data-campaign-status="processing"' in messages[0]
     assert 'data-campaign-status="completed"' in messages[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -14,11 +15,31 @@ from campaigns.models import Campaign, Recipient
 # (RFC 2606); phone numbers use the 555-0100 to 555-0199 range that North
 # American numbering reserves for fiction.
 DEMO_PEOPLE = [
-    "Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov",
-    "Donald Knuth", "Margaret Hamilton", "Ken Thompson", "Frances Allen", "John McCarthy",
-    "Radia Perlman", "Dennis Ritchie", "Hedy Lamarr", "Claude Shannon", "Karen Spärck Jones",
-    "Tony Hoare", "Shafi Goldwasser", "Niklaus Wirth", "Adele Goldberg", "Leslie Lamport",
-    "Katherine Johnson", "Robin Milner", "Sophie Wilson", "Butler Lampson", "Jean Sammet",
+    "Ada Lovelace",
+    "Alan Turing",
+    "Grace Hopper",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Margaret Hamilton",
+    "Ken Thompson",
+    "Frances Allen",
+    "John McCarthy",
+    "Radia Perlman",
+    "Dennis Ritchie",
+    "Hedy Lamarr",
+    "Claude Shannon",
+    "Karen Spärck Jones",
+    "Tony Hoare",
+    "Shafi Goldwasser",
+    "Niklaus Wirth",
+    "Adele Goldberg",
+    "Leslie Lamport",
+    "Katherine Johnson",
+    "Robin Milner",
+    "Sophie Wilson",
+    "Butler Lampson",
+    "Jean Sammet",
 ]
 
 # Every FAILING_EVERY-th person gets an address that the simulated provider
@@ -48,8 +69,10 @@ class Command(BaseCommand):
                 f"({failing} set to fail)."
             )
         )
-        self.stdout.write(f"Open it at http://127.0.0.1:8000{campaign.get_absolute_url()} "
-                          "and press Dispatch.")
+        base_url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        self.stdout.write(
+            f"Open {base_url}{campaign.get_absolute_url()} while bin/dev runs, and press Dispatch."
+        )
 
     def _recipient(self, campaign: Campaign, number: int, name: str) -> Recipient:
         handle = name.split()[0].lower().replace("ä", "a")
