@@ -1,0 +1,1 @@
+"""Tools for running the project on a developer's machine (bin/services)."""
