@@ -19,12 +19,7 @@ class CampaignForm(forms.ModelForm):
         model = Campaign
         fields = ["name"]
         widgets = {"name": forms.TextInput(attrs={"autofocus": True, "maxlength": 200})}
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise ValidationError("Enter a campaign name.")
-        return name
+        error_messages = {"name": {"required": "Enter a campaign name."}}
 
 
 class RecipientForm(forms.ModelForm):
@@ -55,6 +50,14 @@ class RecipientForm(forms.ModelForm):
             )
         return phone
 
+    def validate_constraints(self) -> None:
+        # The checks above and the formset's duplicate check already cover the
+        # model's constraints, with messages next to the field. Django's own
+        # check would query once per row and per constraint, and would judge
+        # each row against the stored rows before the formset's deletes and
+        # changes apply. The database still enforces every constraint on save.
+        return
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         has_errors = "email" in self.errors or "phone_number" in self.errors
@@ -72,9 +75,13 @@ class BaseRecipientFormSet(BaseInlineFormSet):
     }
 
     def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
-        # A row left completely blank is skipped rather than rejected, wherever
-        # it sits. A campaign with no filled row at all fails validate_min.
-        return {**super().get_form_kwargs(index), "empty_permitted": True}
+        # A new row left completely blank is skipped rather than rejected,
+        # wherever it sits; a campaign with no filled row fails validate_min.
+        # Saved rows are always cleaned, so the duplicate check sees them too.
+        kwargs = super().get_form_kwargs(index)
+        if index is None or index >= self.initial_form_count():
+            kwargs["empty_permitted"] = True
+        return kwargs
 
     def clean(self) -> None:
         super().clean()

@@ -11,7 +11,7 @@ import re
 # Separators people type inside phone numbers. They carry no meaning, so
 # "+1 (202) 555-0101" and "+12025550101" are the same number.
 PHONE_SEPARATORS = re.compile(r"[\s\-().\u00a0]")
-PHONE_PATTERN = re.compile(r"^\+?[0-9]{6,15}$")
+PHONE_PATTERN = re.compile(r"\+?[0-9]{6,15}")
 
 
 def normalize_email(value: str) -> str:
@@ -30,4 +30,4 @@ def normalize_phone(value: str) -> str:
 
 def is_valid_phone(value: str) -> bool:
     """Check a normalized number: an optional `+` and 6 to 15 digits (E.164 allows 15)."""
-    return bool(PHONE_PATTERN.match(value))
+    return PHONE_PATTERN.fullmatch(value) is not None

@@ -23,9 +23,13 @@ logger = logging.getLogger(__name__)
 CAMPAIGNS_PER_PAGE = 20
 
 _READ_ONLY_MESSAGE = "This campaign was already dispatched; it is read-only."
+# Shown when the database rejects a save that passed validation: another
+# request saved the same email or phone number first, or two saved rows
+# swapped values, which the unique indexes reject row by row.
 _CONFLICT_MESSAGE = (
-    "Another change to this campaign's recipients was saved at the same time. "
-    "Check the rows and save again."
+    "The recipients could not be saved because two of them would share an email "
+    "address or phone number, perhaps after another change saved at the same time. "
+    "To swap values between rows, save the change in two steps."
 )
 
 

@@ -23,7 +23,9 @@ def load_dotenv(path: Path) -> None:
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
+        key = key.strip()
+        if key.startswith("export ") or key.startswith("export\t"):
+            key = key[len("export") :].strip()
         if not sep or not key:
             raise ValueError(f"{path}:{line_number}: expected KEY=value, got {raw!r}")
         value = value.strip()

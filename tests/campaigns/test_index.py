@@ -1,0 +1,157 @@
+"""The campaign list: newest first, paginated, with counts per campaign."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from campaigns.views import CAMPAIGNS_PER_PAGE
+
+pytestmark = pytest.mark.django_db
+
+MakeCampaign = Callable[..., Campaign]
+
+INDEX_URL = reverse("campaigns:index")
+
+
+def summary_rows(html: str) -> list[str]:
+    """Return the list's rows in page order, one `<tr>…</tr>` string per campaign."""
+    return re.findall(r'<tr id="campaign_\d+_summary">.*?</tr>', html, flags=re.DOTALL)
+
+
+def summary_row(html: str, campaign: Campaign) -> str:
+    start = html.index(f'<tr id="{campaign.dom_id}_summary">')
+    return html[start : html.index("</tr>", start)]
+
+
+def make_dated_campaigns(make_campaign: MakeCampaign, count: int) -> list[Campaign]:
+    """Create `count` campaigns, one minute apart, oldest first."""
+    start = timezone.now() - timedelta(days=1)
+    return [
+        make_campaign(
+            name=f"Campaign {n:02d}", recipients=[], created_at=start + timedelta(minutes=n)
+        )
+        for n in range(count)
+    ]
+
+
+def test_index_shows_empty_state(client: Client) -> None:
+    response = client.get(INDEX_URL)
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert "No campaigns yet." in html
+    assert f'href="{reverse("campaigns:create")}"' in html
+    assert summary_rows(html) == []
+
+
+def test_index_lists_newest_first(client: Client, make_campaign: MakeCampaign) -> None:
+    oldest, middle, newest = make_dated_campaigns(make_campaign, 3)
+
+    html = client.get(INDEX_URL).content.decode()
+
+    rows = summary_rows(html)
+    assert len(rows) == 3
+    assert newest.name in rows[0]
+    assert middle.name in rows[1]
+    assert oldest.name in rows[2]
+    assert "No campaigns yet." not in html
+
+
+def test_index_orders_same_time_by_id(client: Client, make_campaign: MakeCampaign) -> None:
+    created_at = timezone.now()
+    first = make_campaign(name="First", recipients=[], created_at=created_at)
+    second = make_campaign(name="Second", recipients=[], created_at=created_at)
+
+    rows = summary_rows(client.get(INDEX_URL).content.decode())
+
+    assert second.dom_id in rows[0]
+    assert first.dom_id in rows[1]
+
+
+def test_index_paginates(client: Client, make_campaign: MakeCampaign) -> None:
+    campaigns = make_dated_campaigns(make_campaign, CAMPAIGNS_PER_PAGE + 3)
+    newest_first = campaigns[::-1]
+
+    first_page = client.get(INDEX_URL).content.decode()
+    second_page = client.get(INDEX_URL, {"page": 2}).content.decode()
+
+    assert CAMPAIGNS_PER_PAGE == 20
+    first_rows = summary_rows(first_page)
+    second_rows = summary_rows(second_page)
+    assert len(first_rows) == 20
+    assert len(second_rows) == 3
+    assert newest_first[0].name in first_rows[0]
+    assert newest_first[19].name in first_rows[19]
+    assert newest_first[20].name in second_rows[0]
+    assert newest_first[22].name in second_rows[2]
+    assert "Page 1 of 2" in first_page
+    assert 'href="?page=2"' in first_page
+    assert "Page 2 of 2" in second_page
+    assert 'href="?page=1"' in second_page
+
+
+def test_index_single_page_has_no_pagination(client: Client, make_campaign: MakeCampaign) -> None:
+    make_dated_campaigns(make_campaign, CAMPAIGNS_PER_PAGE)
+
+    html = client.get(INDEX_URL).content.decode()
+
+    assert len(summary_rows(html)) == 20
+    assert 'aria-label="Pagination"' not in html
+
+
+@pytest.mark.parametrize(
+    ("page", "shown_page", "row_count"),
+    [("99", "Page 2 of 2", 1), ("abc", "Page 1 of 2", 20)],
+)
+def test_index_out_of_range_page(
+    client: Client, make_campaign: MakeCampaign, page: str, shown_page: str, row_count: int
+) -> None:
+    # Paginator.get_page serves the last page for a number past the end and
+    # the first page for anything that is not a number.
+    make_dated_campaigns(make_campaign, CAMPAIGNS_PER_PAGE + 1)
+
+    response = client.get(INDEX_URL, {"page": page})
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert shown_page in html
+    assert len(summary_rows(html)) == row_count
+
+
+def test_index_shows_counts_and_status(client: Client, make_campaign: MakeCampaign) -> None:
+    busy = make_campaign(name="Busy")
+    busy.start()
+    first, second, _third = busy.recipients.order_by("id")
+    first.mark_sent()
+    second.mark_failed("Mailbox full")
+    fresh = make_campaign(name="Fresh", recipients=[{"email": "ada@example.com"}])
+
+    html = client.get(INDEX_URL).content.decode()
+
+    busy_row = summary_row(html, busy)
+    fresh_row = summary_row(html, fresh)
+    count_cells = r'<td class="cell text-right tabular-nums">(\d+)</td>'
+    # Columns: sent, failed, total.
+    assert re.findall(count_cells, busy_row) == ["1", "1", "3"]
+    assert re.findall(count_cells, fresh_row) == ["0", "0", "1"]
+    assert 'data-status="processing">Processing<' in busy_row
+    assert 'data-status="pending">Pending<' in fresh_row
+    assert f'href="{busy.get_absolute_url()}"' in busy_row
+    assert ">Busy</a>" in busy_row
+
+
+def test_index_escapes_names(client: Client, make_campaign: MakeCampaign) -> None:
+    make_campaign(name="<script>alert(1)</script>", recipients=[])
+
+    html = client.get(INDEX_URL).content.decode()
+
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)</script>" not in html
