@@ -114,7 +114,9 @@ def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
     return see_other(campaign.get_absolute_url())
 
 
-def _bind(request: HttpRequest, campaign_id: int | None) -> tuple[CampaignForm, BaseInlineFormSet[Any, Any, Any]]:
+def _bind(
+    request: HttpRequest, campaign_id: int | None
+) -> tuple[CampaignForm, BaseInlineFormSet[Any, Any, Any]]:
     campaign = Campaign() if campaign_id is None else get_object_or_404(Campaign, pk=campaign_id)
     form = CampaignForm(request.POST, instance=campaign)
     formset = RecipientFormSet(request.POST, instance=campaign)

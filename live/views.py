@@ -59,11 +59,15 @@ async def _events(campaign_id: int) -> AsyncIterator[str]:
 
         keepalive = settings.LIVE_UPDATES_KEEPALIVE_SECONDS
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=keepalive)
+            # None means that the timeout passed without a message. The subscribe
+            # confirmation arrives first, with type "subscribe", and is skipped.
+            # With ignore_subscribe_messages=True it would come back as None too,
+            # and the loop would send a keep-alive right after the snapshot.
+            message = await pubsub.get_message(timeout=keepalive)
             if message is None:
                 yield ": keep-alive\n\n"
-                continue
-            yield format_event(message["data"].decode())
+            elif message["type"] == "message":
+                yield format_event(message["data"].decode())
     finally:
         # Runs when the client disconnects: Django cancels the generator.
         await pubsub.unsubscribe(channel)
