@@ -87,10 +87,14 @@ class BaseRecipientFormSet(BaseInlineFormSet):
         super().clean()
         first_row_by_email: dict[str, int] = {}
         first_row_by_phone: dict[str, int] = {}
-        for row_number, form in enumerate(self.forms, start=1):
-            if not hasattr(form, "cleaned_data") or not form.cleaned_data:
-                continue
+        # Rows are numbered as the page shows them: rows marked for deletion
+        # are hidden there and get no number.
+        row_number = 0
+        for form in self.forms:
             if self.can_delete and form.cleaned_data.get("DELETE"):
+                continue
+            row_number += 1
+            if not form.cleaned_data:
                 continue
             email = form.cleaned_data.get("email", "")
             phone = form.cleaned_data.get("phone_number", "")

@@ -11,6 +11,10 @@ export default class extends Controller {
   static targets = ["rows", "row", "template", "number"]
   static values = { prefix: String }
 
+  connect() {
+    this.renumber()
+  }
+
   add(event) {
     event.preventDefault()
     const index = this.rowTargets.length
@@ -38,6 +42,7 @@ export default class extends Controller {
 
   renumber() {
     const pattern = new RegExp(`^(id_)?${this.escapedPrefix}-\\d+-`)
+    let visibleNumber = 0
     this.rowTargets.forEach((row, index) => {
       const replacement = (_match, idPrefix) => `${idPrefix || ""}${this.prefixValue}-${index}-`
       row.querySelectorAll("[name], [id], label[for]").forEach((element) => {
@@ -46,8 +51,13 @@ export default class extends Controller {
           if (value) element.setAttribute(attribute, value.replace(pattern, replacement))
         }
       })
+      // Visible rows are numbered 1, 2, 3 … skipping rows marked for
+      // deletion, as the server does in its "row N" messages.
       const number = row.querySelector("[data-recipients-target~='number']")
-      if (number) number.textContent = String(index + 1)
+      if (number && !row.classList.contains("hidden")) {
+        visibleNumber += 1
+        number.textContent = String(visibleNumber)
+      }
     })
     this.totalFormsInput.value = String(this.rowTargets.length)
   }

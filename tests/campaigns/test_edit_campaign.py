@@ -146,6 +146,20 @@ def test_edit_rejects_duplicate_of_unchanged_row(
     assert campaign.recipients.count() == 3
 
 
+def test_duplicate_message_skips_deleted_rows(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    rows = existing_rows(campaign)
+    rows[0]["DELETE"] = True
+    rows.append({"name": "Alan again", "email": "alan@example.com"})
+
+    response = client.post(edit_url(campaign), form_data("Spring launch", rows, initial_forms=3))
+
+    # Row 1 is hidden once marked for deletion, so Alan is shown as row 2.
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "Duplicate email: row 2 has it too." in field_html(html, "recipients-3-email")
+
+
 @pytest.mark.parametrize("status", [Campaign.Status.PROCESSING, Campaign.Status.COMPLETED])
 def test_dispatched_edit_page_redirects(
     client: Client, make_campaign: MakeCampaign, status: str

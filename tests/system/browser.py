@@ -50,7 +50,10 @@ READ_ROW_INDEXES = """
   names: [...row.querySelectorAll("[name]")].map((element) => element.name),
   ids: [...row.querySelectorAll("input[id]")].map((element) => element.id),
   labels: [...row.querySelectorAll("label[for]")].map((label) => label.htmlFor),
-  number: row.querySelector("[data-recipients-target~='number']").textContent,
+  // A row marked for deletion is hidden and keeps whatever number it had.
+  number: row.classList.contains("hidden")
+    ? null
+    : row.querySelector("[data-recipients-target~='number']").textContent,
 }))
 """
 
@@ -58,19 +61,27 @@ ROW_FIELDS = ("id", "campaign", "name", "email", "phone_number", "DELETE")
 VISIBLE_ROW_FIELDS = ("name", "email", "phone_number")
 
 
-def expect_rows_numbered(page: Page, count: int) -> None:
-    """Expect `count` rows whose fields, labels and numbers use indexes 0 to count - 1."""
+def expect_rows_numbered(page: Page, count: int, hidden: tuple[int, ...] = ()) -> None:
+    """Expect `count` rows whose fields and labels use indexes 0 to count - 1.
+
+    Visible rows are numbered 1, 2, 3 … on the page; the rows at the indexes in
+    `hidden` are marked for deletion, hidden, and skipped by that numbering.
+    """
     rows = recipient_rows(page)
     expect(rows).to_have_count(count)
-    expected = [
-        {
-            "names": [f"{PREFIX}-{index}-{field}" for field in ROW_FIELDS],
-            "ids": [f"id_{PREFIX}-{index}-{field}" for field in ROW_FIELDS],
-            "labels": [f"id_{PREFIX}-{index}-{field}" for field in VISIBLE_ROW_FIELDS],
-            "number": str(index + 1),
-        }
-        for index in range(count)
-    ]
+    expected = []
+    visible_number = 0
+    for index in range(count):
+        if index not in hidden:
+            visible_number += 1
+        expected.append(
+            {
+                "names": [f"{PREFIX}-{index}-{field}" for field in ROW_FIELDS],
+                "ids": [f"id_{PREFIX}-{index}-{field}" for field in ROW_FIELDS],
+                "labels": [f"id_{PREFIX}-{index}-{field}" for field in VISIBLE_ROW_FIELDS],
+                "number": None if index in hidden else str(visible_number),
+            }
+        )
     assert rows.evaluate_all(READ_ROW_INDEXES) == expected
     expect(page.locator(f"input[name='{PREFIX}-TOTAL_FORMS']")).to_have_value(str(count))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.conf import settings
@@ -69,9 +68,9 @@ class Command(BaseCommand):
                 f"({failing} set to fail)."
             )
         )
-        base_url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
         self.stdout.write(
-            f"Open {base_url}{campaign.get_absolute_url()} while bin/dev runs, and press Dispatch."
+            f"Open {campaign.get_absolute_url()} on the running app "
+            "(http://127.0.0.1:8000 unless bin/dev was given another PORT) and press Dispatch."
         )
 
     def _recipient(self, campaign: Campaign, number: int, name: str) -> Recipient:
