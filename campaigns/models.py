@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db import connection, models, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -27,16 +27,19 @@ class Progress:
     """Recipient counts of one campaign, by status."""
 
     queued: int = 0
+    in_flight: int = 0
     sent: int = 0
     failed: int = 0
+    cancelled: int = 0
 
     @property
     def total(self) -> int:
-        return self.queued + self.sent + self.failed
+        return self.queued + self.in_flight + self.sent + self.failed + self.cancelled
 
     @property
     def processed(self) -> int:
-        return self.sent + self.failed
+        """Recipients with a final status."""
+        return self.sent + self.failed + self.cancelled
 
     @property
     def percent(self) -> int:
@@ -49,13 +52,21 @@ class Progress:
 class CampaignStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     PROCESSING = "processing", "Processing"
+    PAUSED = "paused", "Paused"
     COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class RecipientStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
+    IN_FLIGHT = "in_flight", "In flight"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Statuses a recipient never leaves, except failed through "retry failed".
+FINAL_RECIPIENT_STATUSES = (RecipientStatus.SENT, RecipientStatus.FAILED, RecipientStatus.CANCELLED)
 
 
 class CampaignQuerySet(models.QuerySet["Campaign"]):
@@ -76,6 +87,19 @@ class Campaign(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pause_reason = models.CharField(max_length=255, blank=True, editable=False)
+    rate_limit_per_second = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Most messages per second for this campaign; empty means only the "
+        "provider's global limit applies.",
+    )
+    # Outcomes since the campaign was dispatched or last resumed, for the
+    # automatic pause when failures pass the configured threshold.
+    processed_since_resume = models.PositiveIntegerField(default=0, editable=False)
+    failed_since_resume = models.PositiveIntegerField(default=0, editable=False)
 
     objects = CampaignQuerySet.as_manager()
 
@@ -87,6 +111,10 @@ class Campaign(models.Model):
                 name="campaign_status_valid",
             ),
             models.CheckConstraint(condition=Q(name__regex=r"\S"), name="campaign_name_not_blank"),
+            models.CheckConstraint(
+                condition=Q(rate_limit_per_second__isnull=True) | Q(rate_limit_per_second__gt=0),
+                name="campaign_rate_limit_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -110,34 +138,134 @@ class Campaign(models.Model):
         counts = {row["status"]: row["count"] for row in rows}
         return Progress(
             queued=counts.get(Recipient.Status.QUEUED, 0),
+            in_flight=counts.get(Recipient.Status.IN_FLIGHT, 0),
             sent=counts.get(Recipient.Status.SENT, 0),
             failed=counts.get(Recipient.Status.FAILED, 0),
+            cancelled=counts.get(Recipient.Status.CANCELLED, 0),
         )
 
-    # Transitions. Each returns True when this call made the change.
+    @property
+    def is_active(self) -> bool:
+        """True while workers may still deliver: processing or paused."""
+        return self.status in (self.Status.PROCESSING, self.Status.PAUSED)
+
+    # Transitions. Each runs one conditional UPDATE of the campaign row and
+    # returns True when this call made the change; the in-memory fields are
+    # refreshed from the database when it did.
 
     def start(self) -> bool:
         """Move `pending → processing`; refused for a campaign without recipients."""
-        now = timezone.now()
         has_recipients = Exists(Recipient.objects.filter(campaign=OuterRef("pk")))
-        changed = Campaign.objects.filter(
-            has_recipients, pk=self.pk, status=self.Status.PENDING
-        ).update(status=self.Status.PROCESSING, started_at=now)
-        if changed:
-            self.status, self.started_at = self.Status.PROCESSING, now
-        return changed == 1
+        return self._transition(
+            [self.Status.PENDING],
+            self.Status.PROCESSING,
+            has_recipients,
+            started_at=timezone.now(),
+        )
 
     def complete(self) -> bool:
-        """Move `processing → completed` once no recipient is queued."""
-        now = timezone.now()
-        has_queued = Exists(
-            Recipient.objects.filter(campaign=OuterRef("pk"), status=Recipient.Status.QUEUED)
+        """Move `processing → completed` once no recipient is queued or in flight."""
+        has_unfinished = Exists(
+            Recipient.objects.filter(
+                campaign=OuterRef("pk"),
+                status__in=[Recipient.Status.QUEUED, Recipient.Status.IN_FLIGHT],
+            )
         )
-        changed = Campaign.objects.filter(
-            ~has_queued, pk=self.pk, status=self.Status.PROCESSING
-        ).update(status=self.Status.COMPLETED, completed_at=now)
+        return self._transition(
+            [self.Status.PROCESSING],
+            self.Status.COMPLETED,
+            ~has_unfinished,
+            completed_at=timezone.now(),
+        )
+
+    def pause(self, reason: str = "") -> bool:
+        """Move `processing → paused`. Workers stop claiming at once; claims finish."""
+        return self._transition(
+            [self.Status.PROCESSING],
+            self.Status.PAUSED,
+            paused_at=timezone.now(),
+            pause_reason=reason[:255],
+        )
+
+    def resume(self) -> bool:
+        """Move `paused → processing` and restart the failure count for the auto-pause."""
+        return self._transition(
+            [self.Status.PAUSED],
+            self.Status.PROCESSING,
+            pause_reason="",
+            processed_since_resume=0,
+            failed_since_resume=0,
+        )
+
+    def cancel(self) -> bool:
+        """Move `pending | processing | paused → cancelled`; queued recipients become cancelled.
+
+        Recipients in flight keep the outcome that their delivery records.
+        """
+        with transaction.atomic():
+            cancelled = self._transition(
+                [self.Status.PENDING, self.Status.PROCESSING, self.Status.PAUSED],
+                self.Status.CANCELLED,
+                cancelled_at=timezone.now(),
+            )
+            if cancelled:
+                Recipient.objects.filter(campaign=self, status=Recipient.Status.QUEUED).update(
+                    status=Recipient.Status.CANCELLED,
+                    processed_at=timezone.now(),
+                    next_attempt_at=None,
+                )
+        return cancelled
+
+    def retry_failed(self) -> int:
+        """Move `completed → processing` and queue again the failed recipients whose
+        last error was transient; returns how many were queued (0 when refused).
+        Sent recipients are never touched.
+        """
+        retryable = Recipient.objects.filter(
+            campaign=OuterRef("pk"), status=Recipient.Status.FAILED, last_error_transient=True
+        )
+        with transaction.atomic():
+            if not self._transition(
+                [self.Status.COMPLETED],
+                self.Status.PROCESSING,
+                Exists(retryable),
+                completed_at=None,
+                processed_since_resume=0,
+                failed_since_resume=0,
+            ):
+                return 0
+            # Each recipient gets a fresh budget of attempts for this round.
+            return Recipient.objects.filter(
+                campaign=self, status=Recipient.Status.FAILED, last_error_transient=True
+            ).update(
+                status=Recipient.Status.QUEUED,
+                attempt_base=F("attempts"),
+                next_attempt_at=None,
+                failure_reason="",
+                processed_at=None,
+            )
+
+    def count_outcomes(self, processed: int, failed: int) -> tuple[int, int]:
+        """Add to the counts since the last resume; returns the new (processed, failed)."""
+        table = Campaign._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET processed_since_resume = processed_since_resume + %s, "
+                "failed_since_resume = failed_since_resume + %s WHERE id = %s "
+                "RETURNING processed_since_resume, failed_since_resume",
+                [processed, failed, self.pk],
+            )
+            row = cursor.fetchone()
+        return (row[0], row[1]) if row else (0, 0)
+
+    def _transition(
+        self, sources: list[CampaignStatus], target: CampaignStatus, *conditions: Any, **fields: Any
+    ) -> bool:
+        changed = Campaign.objects.filter(*conditions, pk=self.pk, status__in=sources).update(
+            status=target, **fields
+        )
         if changed:
-            self.status, self.completed_at = self.Status.COMPLETED, now
+            self.refresh_from_db()
         return changed == 1
 
     def delete_if_pending(self) -> bool:
@@ -167,11 +295,35 @@ class Recipient(models.Model):
     failure_reason = models.CharField(max_length=FAILURE_REASON_MAX_LENGTH, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Delivery bookkeeping, written by the dispatch engine (dispatch/engine.py).
+    attempts = models.PositiveIntegerField(default=0, editable=False)
+    # `attempts` when the current round began: "retry failed" starts a new
+    # round, which gets the full number of attempts again.
+    attempt_base = models.PositiveIntegerField(default=0, editable=False)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error_transient = models.BooleanField(default=False, editable=False)
+    provider_message_id = models.CharField(max_length=255, blank=True, editable=False)
+
     class Meta:
         ordering = ["id"]
         indexes = [
-            # Progress counts and "next queued recipient" look-ups.
+            # Progress counts by status.
             models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
+            # Claims: the next queued recipients of a campaign in id order.
+            models.Index(
+                fields=["campaign", "id"],
+                condition=Q(status="queued"),
+                name="recipient_claimable",
+            ),
+            # The sweep: claims whose lease has expired.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="in_flight"),
+                name="recipient_lease",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -181,6 +333,11 @@ class Recipient(models.Model):
             models.CheckConstraint(
                 condition=Q(email__regex=r"\S") | Q(phone_number__regex=r"\S"),
                 name="recipient_has_email_or_phone",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="in_flight")
+                | Q(claim_token__isnull=False, lease_expires_at__isnull=False),
+                name="recipient_in_flight_has_lease",
             ),
             # Empty values are excluded so that many recipients may lack an
             # email (or a phone number) in the same campaign.
@@ -210,21 +367,49 @@ class Recipient(models.Model):
     def dom_id(self) -> str:
         return f"recipient_{self.pk}"
 
-    # Transitions. Each returns True when this call made the change.
+    @property
+    def idempotency_key(self) -> str:
+        """The key passed to providers: the same for every attempt and every reclaim."""
+        return delivery_key(self.campaign_id, self.pk)
 
-    def mark_sent(self) -> bool:
-        """Move `queued → sent` and record when."""
-        return self._finish(self.Status.SENT, reason="")
 
-    def mark_failed(self, reason: str) -> bool:
-        """Move `queued → failed` with a short reason, cut to the column's length."""
-        return self._finish(self.Status.FAILED, reason=reason[:FAILURE_REASON_MAX_LENGTH])
+def delivery_key(campaign_id: int, recipient_id: int) -> str:
+    return f"campaign-{campaign_id}-recipient-{recipient_id}"
 
-    def _finish(self, status: RecipientStatus, reason: str) -> bool:
-        now = timezone.now()
-        changed = Recipient.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
-            status=status, failure_reason=reason, processed_at=now
-        )
-        if changed:
-            self.status, self.failure_reason, self.processed_at = status, reason, now
-        return changed == 1
+
+class DeliveryAttempt(models.Model):
+    """One call to a provider for one recipient, or a claim lost with its worker."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Sent"
+        TRANSIENT_ERROR = "transient_error", "Transient error"
+        PERMANENT_ERROR = "permanent_error", "Permanent error"
+        LEASE_EXPIRED = "lease_expired", "Lease expired"
+
+    recipient = models.ForeignKey(
+        Recipient, on_delete=models.CASCADE, related_name="delivery_attempts"
+    )
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="delivery_attempts"
+    )
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["recipient", "number", "id"]
+        indexes = [models.Index(fields=["recipient", "number"], name="attempt_recipient_number")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    outcome__in=["sent", "transient_error", "permanent_error", "lease_expired"]
+                ),
+                name="attempt_outcome_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of recipient {self.recipient_id}: {self.outcome}"

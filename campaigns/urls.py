@@ -13,4 +13,13 @@ urlpatterns = [
     path("campaigns/<int:pk>/edit", views.edit, name="edit"),
     path("campaigns/<int:pk>/delete", views.delete, name="delete"),
     path("campaigns/<int:pk>/dispatch", views.dispatch, name="dispatch"),
+    path("campaigns/<int:pk>/pause", views.pause, name="pause"),
+    path("campaigns/<int:pk>/resume", views.resume, name="resume"),
+    path("campaigns/<int:pk>/cancel", views.cancel, name="cancel"),
+    path("campaigns/<int:pk>/retry-failed", views.retry_failed, name="retry_failed"),
+    path(
+        "campaigns/<int:pk>/recipients/<int:recipient_pk>/attempts",
+        views.attempts,
+        name="attempts",
+    ),
 ]

@@ -12,11 +12,14 @@ from django.db import IntegrityError, transaction
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns.forms import CampaignForm, RecipientFormSet
-from campaigns.models import Campaign
-from dispatch.tasks import dispatch_campaign_later
+from campaigns.models import Campaign, Recipient
+from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
+from live.broadcasts import header_context
+from live.tasks import broadcast_campaign_later
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +52,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     context = {
-        "campaign": campaign,
-        "progress": campaign.progress(),
+        **header_context(campaign),
         "recipients": campaign.recipients.order_by("id"),
     }
     return render(request, "campaigns/detail.html", context)
@@ -161,6 +163,106 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, "This campaign was already dispatched.")
     return see_other(campaign.get_absolute_url())
+
+
+@require_POST
+def pause(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    with transaction.atomic():
+        paused = campaign.pause("paused by an operator")
+        if paused:
+            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk))
+    if paused:
+        logger.info("campaign %s: paused by an operator", pk)
+        messages.success(
+            request, "Paused. Deliveries already in flight finish; nothing new starts."
+        )
+    else:
+        messages.error(
+            request, f"Only a processing campaign can be paused; this one is {_status(pk)}."
+        )
+    return see_other(campaign.get_absolute_url())
+
+
+@require_POST
+def resume(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    with transaction.atomic():
+        resumed = campaign.resume()
+        if resumed:
+            transaction.on_commit(partial(wake_campaign_later, campaign.pk))
+            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk))
+    if not resumed:
+        messages.error(
+            request, f"Only a paused campaign can be resumed; this one is {_status(pk)}."
+        )
+        return see_other(campaign.get_absolute_url())
+
+    logger.info("campaign %s: resumed by an operator", pk)
+    if campaign.complete():
+        # Nothing was left to deliver.
+        broadcast_campaign_later(campaign.pk)
+        messages.success(request, "Resumed; nothing was left to deliver, so it is completed.")
+    else:
+        messages.success(request, "Resumed. Delivery continues with the queued recipients.")
+    return see_other(campaign.get_absolute_url())
+
+
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    with transaction.atomic():
+        cancelled = campaign.cancel()
+        if cancelled:
+            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk, refresh=True))
+    if cancelled:
+        logger.info("campaign %s: cancelled by an operator", pk)
+        messages.success(
+            request,
+            "Cancelled. Queued recipients will not be sent; deliveries in flight keep "
+            "their outcome.",
+        )
+    else:
+        messages.error(request, f"This campaign can no longer be cancelled; it is {_status(pk)}.")
+    return see_other(campaign.get_absolute_url())
+
+
+@require_POST
+def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    with transaction.atomic():
+        queued = campaign.retry_failed()
+        if queued:
+            transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
+            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk, refresh=True))
+    if queued:
+        logger.info("campaign %s: %d failed recipients queued again", pk, queued)
+        messages.success(request, f"{queued} failed recipient{pluralize(queued)} queued again.")
+    elif campaign.status == Campaign.Status.COMPLETED:
+        messages.error(
+            request,
+            "No failed recipient can be retried: only failures from transient errors "
+            "(timeouts, rate limits, server errors) are retried.",
+        )
+    else:
+        messages.error(
+            request, f"Only a completed campaign can retry failures; this one is {_status(pk)}."
+        )
+    return see_other(campaign.get_absolute_url())
+
+
+def attempts(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
+    recipient = get_object_or_404(Recipient, pk=recipient_pk, campaign_id=pk)
+    context = {
+        "recipient": recipient,
+        "attempts": recipient.delivery_attempts.order_by("number", "id"),
+    }
+    return render(request, "campaigns/attempts.html", context)
+
+
+def _status(pk: int) -> str:
+    status = Campaign.objects.filter(pk=pk).values_list("status", flat=True).first()
+    return Campaign.Status(status).label.lower() if status else "deleted"
 
 
 def _render_form(

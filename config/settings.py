@@ -128,6 +128,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 LIVE_UPDATES_CHANNEL_PREFIX = env_str("LIVE_UPDATES_CHANNEL_PREFIX", "campaign-dispatcher")
 # Seconds between keep-alive comments on an idle live-update stream.
 LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.0)
+# Shortest time between two header updates that one process publishes for a
+# campaign while outcomes stream in; status changes are published at once.
+LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dispatch")
@@ -137,15 +140,59 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Simulated delivery provider: a random delay per recipient and a failure rule.
-# Recipients whose email domain is DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone
-# number starts with DELIVERY_FAIL_PHONE_PREFIX, always fail; the others fail
-# at random with probability DELIVERY_FAILURE_RATE (0.0 to 1.0).
+# Delivery provider: a dotted path to a class with the interface in
+# dispatch/providers.py. The simulated provider waits a random delay per
+# recipient and fails by rule: recipients whose email domain is
+# DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone number starts with
+# DELIVERY_FAIL_PHONE_PREFIX, always fail permanently; recipients at
+# DELIVERY_FLAKY_EMAIL_DOMAIN fail transiently on their first attempt; the
+# others fail transiently with probability DELIVERY_FAILURE_RATE (0.0 to 1.0).
+DELIVERY_PROVIDER = env_str("DELIVERY_PROVIDER", "dispatch.providers.SimulatedProvider")
 DELIVERY_DELAY_MIN_SECONDS = env_float("DELIVERY_DELAY_MIN_SECONDS", 1.0)
 DELIVERY_DELAY_MAX_SECONDS = env_float("DELIVERY_DELAY_MAX_SECONDS", 3.0)
 DELIVERY_FAILURE_RATE = env_float("DELIVERY_FAILURE_RATE", 0.0)
 DELIVERY_FAIL_EMAIL_DOMAIN = env_str("DELIVERY_FAIL_EMAIL_DOMAIN", "fail.example.com")
 DELIVERY_FAIL_PHONE_PREFIX = env_str("DELIVERY_FAIL_PHONE_PREFIX", "+1555999")
+DELIVERY_FLAKY_EMAIL_DOMAIN = env_str("DELIVERY_FLAKY_EMAIL_DOMAIN", "flaky.example.com")
+
+# Dispatch engine (dispatch/engine.py).
+# Deliveries in progress at once in one worker loop (threads).
+DELIVERY_CONCURRENCY = env_int("DELIVERY_CONCURRENCY", 64)
+# Recipients claimed per database round trip.
+DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 200)
+# Worker loops woken per campaign when it starts or is resumed.
+DISPATCH_WORKERS_PER_CAMPAIGN = env_int("DISPATCH_WORKERS_PER_CAMPAIGN", 4)
+# Seconds a claim stays valid without renewal; a live worker renews its claims
+# every third of this. After a worker dies, its claims return to the queue
+# within this plus DISPATCH_SWEEP_INTERVAL_SECONDS.
+DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 60.0)
+DISPATCH_SWEEP_INTERVAL_SECONDS = env_float("DISPATCH_SWEEP_INTERVAL_SECONDS", 15.0)
+# Outcomes are written in bulk every this many seconds or outcomes.
+DISPATCH_FLUSH_INTERVAL_SECONDS = env_float("DISPATCH_FLUSH_INTERVAL_SECONDS", 0.2)
+DISPATCH_FLUSH_SIZE = env_int("DISPATCH_FLUSH_SIZE", 500)
+# Attempts per recipient for transient errors, with exponential backoff and
+# jitter between them: about BASE * 2^(n-1) seconds, at most MAX.
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 5)
+DELIVERY_RETRY_BASE_SECONDS = env_float("DELIVERY_RETRY_BASE_SECONDS", 5.0)
+DELIVERY_RETRY_MAX_SECONDS = env_float("DELIVERY_RETRY_MAX_SECONDS", 600.0)
+# Global rate limit per provider, across every worker on every host, in
+# messages per second (0 means none); the burst is the bucket's size.
+DELIVERY_RATE_LIMIT_PER_SECOND = env_float("DELIVERY_RATE_LIMIT_PER_SECOND", 0.0)
+DELIVERY_RATE_LIMIT_BURST = env_int("DELIVERY_RATE_LIMIT_BURST", 0) or None
+# Automatic pause: when failures since the last resume reach this count, or
+# this share of processed recipients once at least AUTO_PAUSE_MIN_PROCESSED
+# were processed (0 turns a rule off).
+AUTO_PAUSE_FAILURE_COUNT = env_int("AUTO_PAUSE_FAILURE_COUNT", 0)
+AUTO_PAUSE_FAILURE_RATE = env_float("AUTO_PAUSE_FAILURE_RATE", 0.0)
+AUTO_PAUSE_MIN_PROCESSED = env_int("AUTO_PAUSE_MIN_PROCESSED", 100)
+
+# Redis delivers a task again when a worker has not acknowledged it within
+# the visibility timeout, so countdowns stay well below it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+DISPATCH_MAX_COUNTDOWN_SECONDS = 600.0
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "dispatch.sweep", "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS},
+}
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

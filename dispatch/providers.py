@@ -1,7 +1,10 @@
 """Delivery providers: one small interface that every channel adapter implements.
 
-A provider delivers one message to one recipient, returns the provider's
-message id, and raises `DeliveryError` when delivery failed.
+A provider delivers one message to one recipient and returns the provider's
+message id. It raises `TransientDeliveryError` for failures worth retrying
+(timeouts, rate limits, server errors) and `PermanentDeliveryError` for the
+rest (invalid address, rejected message). Providers run in worker threads and
+must not touch the database.
 """
 
 from __future__ import annotations
@@ -9,30 +12,63 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
-from campaigns.models import Recipient
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a provider needs to deliver one message."""
+
+    campaign_id: int
+    recipient_id: int
+    attempt: int
+    name: str
+    email: str
+    phone_number: str
+    # The same for every attempt and every reclaim of this recipient in this
+    # campaign, so a provider that supports idempotency keys drops repeats.
+    idempotency_key: str
 
 
 class DeliveryError(Exception):
     """Delivery failed; the message is a short reason fit to show an operator."""
 
+    transient = False
+
+
+class TransientDeliveryError(DeliveryError):
+    """A failure that may pass: timeout, rate limit, server error. Retried with backoff."""
+
+    transient = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A failure that will not pass: invalid address, rejected message. Never retried."""
+
 
 class Provider(Protocol):
-    def deliver(self, recipient: Recipient) -> str:
-        """Deliver to `recipient` and return the provider's message id."""
+    name: str
+
+    def deliver(self, delivery: Delivery) -> str:
+        """Deliver one message and return the provider's message id."""
         ...
 
 
 class SimulatedProvider:
     """Pretends to deliver: waits a random delay, then fails or succeeds by rule.
 
-    Recipients at `fail_email_domain`, or with a phone number that starts with
-    `fail_phone_prefix`, always fail, so tests and demos can choose failures.
-    Any other recipient fails with probability `failure_rate`.
+    - Recipients at `fail_email_domain`, or with a phone number that starts
+      with `fail_phone_prefix`, always fail permanently.
+    - Recipients at `flaky_email_domain` fail transiently on their first
+      attempt and succeed on the next, to show retries.
+    - Any other recipient fails transiently with probability `failure_rate`.
     """
+
+    name = "simulated"
 
     def __init__(
         self,
@@ -42,6 +78,7 @@ class SimulatedProvider:
         failure_rate: float,
         fail_email_domain: str,
         fail_phone_prefix: str,
+        flaky_email_domain: str = "",
         rng: random.Random | None = None,
     ) -> None:
         if not 0 <= delay_min <= delay_max:
@@ -56,28 +93,44 @@ class SimulatedProvider:
         self.failure_rate = failure_rate
         self.fail_email_domain = fail_email_domain.lower()
         self.fail_phone_prefix = fail_phone_prefix
+        self.flaky_email_domain = flaky_email_domain.lower()
         self.rng = rng or random.Random()
 
-    def deliver(self, recipient: Recipient) -> str:
+    @classmethod
+    def from_settings(cls) -> SimulatedProvider:
+        return cls(
+            delay_min=settings.DELIVERY_DELAY_MIN_SECONDS,
+            delay_max=settings.DELIVERY_DELAY_MAX_SECONDS,
+            failure_rate=settings.DELIVERY_FAILURE_RATE,
+            fail_email_domain=settings.DELIVERY_FAIL_EMAIL_DOMAIN,
+            fail_phone_prefix=settings.DELIVERY_FAIL_PHONE_PREFIX,
+            flaky_email_domain=settings.DELIVERY_FLAKY_EMAIL_DOMAIN,
+        )
+
+    def deliver(self, delivery: Delivery) -> str:
         if self.delay_max > 0:
             time.sleep(self.rng.uniform(self.delay_min, self.delay_max))
 
-        email_domain = recipient.email.rpartition("@")[2].lower()
+        email_domain = delivery.email.rpartition("@")[2].lower()
         if self.fail_email_domain and email_domain == self.fail_email_domain:
-            raise DeliveryError(f"mailbox unavailable at {email_domain} (simulated)")
-        if self.fail_phone_prefix and recipient.phone_number.startswith(self.fail_phone_prefix):
-            raise DeliveryError("number not reachable (simulated)")
+            raise PermanentDeliveryError(f"mailbox unavailable at {email_domain} (simulated)")
+        if self.fail_phone_prefix and delivery.phone_number.startswith(self.fail_phone_prefix):
+            raise PermanentDeliveryError("number not reachable (simulated)")
+        flaky = self.flaky_email_domain and email_domain == self.flaky_email_domain
+        if flaky and delivery.attempt <= 1:
+            raise TransientDeliveryError("connection timed out (simulated, first attempt)")
         if self.failure_rate and self.rng.random() < self.failure_rate:
-            raise DeliveryError("provider rejected the message (simulated random failure)")
+            raise TransientDeliveryError("provider busy, try again later (simulated)")
         return f"simulated-{uuid.uuid4()}"
 
 
 def get_provider() -> Provider:
-    """Build the provider that settings select."""
-    return SimulatedProvider(
-        delay_min=settings.DELIVERY_DELAY_MIN_SECONDS,
-        delay_max=settings.DELIVERY_DELAY_MAX_SECONDS,
-        failure_rate=settings.DELIVERY_FAILURE_RATE,
-        fail_email_domain=settings.DELIVERY_FAIL_EMAIL_DOMAIN,
-        fail_phone_prefix=settings.DELIVERY_FAIL_PHONE_PREFIX,
-    )
+    """Build the provider that `DELIVERY_PROVIDER` names (a dotted path to a class).
+
+    The class is built with its `from_settings()` class method when it has
+    one, else with no arguments.
+    """
+    provider_class = import_string(settings.DELIVERY_PROVIDER)
+    factory = getattr(provider_class, "from_settings", provider_class)
+    provider: Provider = factory()
+    return provider

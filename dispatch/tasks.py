@@ -1,20 +1,75 @@
-"""Celery tasks. Each one is a thin wrapper around a function that tests call directly."""
+"""Celery tasks. Each is a thin wrapper around a function that tests call directly.
+
+Messages carry only a campaign id and only wake workers; the database decides
+what each worker does, so a lost or duplicated message changes nothing that
+the sweep cannot repair.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from django.conf import settings
 
-from dispatch.dispatcher import dispatch_campaign
+from campaigns.models import Campaign
+from dispatch.engine import run_campaign
+from dispatch.locks import advisory_lock
+from dispatch.sweep import sweep
+from live import broadcasts
+
+logger = logging.getLogger(__name__)
 
 
-# acks_late: the message is acknowledged only after the run, so a worker that
-# dies mid-campaign leaves it to be delivered again. That is safe because a
-# run delivers only recipients that are still queued.
-@shared_task(name="dispatch.dispatch_campaign", acks_late=True, ignore_result=True)
-def dispatch_campaign_task(campaign_id: int) -> None:
-    dispatch_campaign(campaign_id)
+@shared_task(name="dispatch.start_campaign", ignore_result=True)
+def start_campaign_task(campaign_id: int) -> None:
+    start_campaign(campaign_id)
+
+
+# acks_late: a worker that dies mid-loop leaves its message to be delivered
+# again. That is safe because a loop only claims queued recipients.
+@shared_task(name="dispatch.process_campaign", acks_late=True, ignore_result=True)
+def process_campaign_task(campaign_id: int) -> None:
+    run_campaign(campaign_id)
+
+
+@shared_task(name="dispatch.sweep", ignore_result=True)
+def sweep_task() -> None:
+    sweep()
+
+
+def start_campaign(campaign_id: int) -> bool:
+    """Announce a newly processing campaign and wake workers for it.
+
+    Holds the campaign's advisory lock while it plans, so that a duplicate
+    start message arriving at the same moment does nothing. Returns whether
+    this call did the planning.
+    """
+    with advisory_lock(campaign_id) as acquired:
+        if not acquired:
+            logger.info("campaign %s: another worker is starting it; skipping", campaign_id)
+            return False
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if campaign is None or campaign.status != Campaign.Status.PROCESSING:
+            return False
+        logger.info("campaign %s: dispatch started", campaign_id)
+        broadcasts.broadcast_campaign(campaign)
+        wake_campaign_later(campaign_id)
+        return True
 
 
 def dispatch_campaign_later(campaign_id: int) -> None:
-    """Enqueue the dispatch job; call it after the transaction that started the campaign commits."""
-    dispatch_campaign_task.delay(campaign_id)
+    """Enqueue the start of a campaign; call it after the transaction that started it commits."""
+    start_campaign_task.delay(campaign_id)
+
+
+def wake_campaign_later(campaign_id: int, countdown: float = 0, workers: int | None = None) -> None:
+    """Enqueue `workers` worker loops for the campaign (default DISPATCH_WORKERS_PER_CAMPAIGN).
+
+    The countdown is capped below the broker's visibility timeout, after which
+    Redis would deliver the message a second time; a later sweep or wake-up
+    covers what is still waiting then.
+    """
+    countdown = min(max(0.0, countdown), settings.DISPATCH_MAX_COUNTDOWN_SECONDS)
+    for _ in range(workers or settings.DISPATCH_WORKERS_PER_CAMPAIGN):
+        process_campaign_task.apply_async((campaign_id,), countdown=countdown)

@@ -9,12 +9,15 @@ Each message published on a campaign's channel is one or more complete
 from __future__ import annotations
 
 import logging
+import time
 from functools import cache
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.html import escape
+from django.utils.module_loading import import_string
 
 from campaigns.models import Campaign, Recipient
 
@@ -30,11 +33,21 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
+def header_context(campaign: Campaign) -> dict[str, Any]:
+    """The template context of the progress header; costs one grouped count query."""
+    provider_class = import_string(settings.DELIVERY_PROVIDER)
+    return {
+        "campaign": campaign,
+        "progress": campaign.progress(),
+        "rate_limits": {
+            "provider_name": getattr(provider_class, "name", provider_class.__name__),
+            "provider": settings.DELIVERY_RATE_LIMIT_PER_SECOND,
+        },
+    }
+
+
 def render_header(campaign: Campaign) -> str:
-    """Render the progress header; costs one grouped count query."""
-    return render_to_string(
-        "campaigns/_header.html", {"campaign": campaign, "progress": campaign.progress()}
-    )
+    return render_to_string("campaigns/_header.html", header_context(campaign))
 
 
 def render_recipient(recipient: Recipient) -> str:
@@ -82,7 +95,39 @@ def broadcast_campaign(campaign: Campaign) -> None:
     publish(campaign.pk, header_stream(campaign))
 
 
+def broadcast_refresh(campaign: Campaign) -> None:
+    """Ask open pages to fetch the campaign page again, after a change to many rows.
+
+    Turbo 8 morphs the new page into the old one, so scroll position and open
+    details stay as they were.
+    """
+    publish(campaign.pk, header_stream(campaign) + '<turbo-stream action="refresh"></turbo-stream>')
+
+
 def broadcast_recipient(recipient: Recipient) -> None:
     """Publish a recipient's row together with its campaign's refreshed header."""
-    campaign = Campaign.objects.get(pk=recipient.campaign_id)
-    publish(campaign.pk, recipient_stream(recipient) + header_stream(campaign))
+    broadcast_recipients(recipient.campaign_id, [recipient])
+
+
+# When each campaign's header was last published by this process, so that a
+# flood of outcomes refreshes the header a few times a second, not per flush.
+_header_published_at: dict[int, float] = {}
+
+
+def broadcast_recipients(campaign_id: int, recipients: list[Recipient]) -> None:
+    """Publish the rows of `recipients` as one message, with the campaign's header.
+
+    The header is added at most every LIVE_HEADER_INTERVAL_SECONDS per process;
+    every status change of the campaign publishes it through
+    `broadcast_campaign`, so the final counts always arrive.
+    """
+    if not recipients:
+        return
+    streams = "".join(recipient_stream(r) for r in recipients)
+    now = time.monotonic()
+    if now - _header_published_at.get(campaign_id, 0.0) >= settings.LIVE_HEADER_INTERVAL_SECONDS:
+        _header_published_at[campaign_id] = now
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if campaign is not None:
+            streams += header_stream(campaign)
+    publish(campaign_id, streams)

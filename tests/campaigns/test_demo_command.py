@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from campaigns.models import Campaign, Recipient
-from dispatch.dispatcher import dispatch_campaign
+from dispatch.engine import run_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def test_demo_dispatch_shows_sent_and_failed():
     campaign = Campaign.objects.get(name="Demo run")
     campaign.start()
 
-    dispatch_campaign(campaign.pk)
+    run_campaign(campaign.pk)
 
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED

@@ -28,7 +28,7 @@ def test_dispatch_starts_campaign_and_enqueues_job(client, make_campaign, job_qu
     assert campaign.started_at is not None
     jobs = job_queue()
     assert len(jobs) == 1
-    assert jobs[0]["headers"]["task"] == "dispatch.dispatch_campaign"
+    assert jobs[0]["headers"]["task"] == "dispatch.start_campaign"
     assert jobs[0]["headers"]["argsrepr"] == f"({campaign.pk},)"
 
 

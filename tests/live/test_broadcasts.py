@@ -8,10 +8,30 @@ import socket
 import pytest
 
 from campaigns.models import Campaign, Recipient
-from dispatch.dispatcher import dispatch_campaign
+from dispatch.engine import EngineSettings, run_campaign
+from tests.dispatch.fakes import RecordingProvider
 from live import broadcasts
 
 pytestmark = pytest.mark.django_db
+
+# One recipient per claim and per flush, so each outcome is its own message.
+ONE_BY_ONE = EngineSettings(
+    concurrency=1,
+    batch_size=1,
+    lease_seconds=60,
+    flush_interval=0.01,
+    flush_size=1,
+    max_attempts=1,
+    retry_base_seconds=0,
+    retry_max_seconds=0,
+)
+
+
+def dispatch_campaign(campaign_id: int, provider=None) -> None:
+    from dispatch.providers import get_provider
+
+    run_campaign(campaign_id, provider or get_provider(), ONE_BY_ONE)
+
 
 STREAM = re.compile(
     r'<turbo-stream action="replace" target="([^"]+)"><template>(.*?)</template>', re.S
@@ -22,7 +42,34 @@ def targets(message: str) -> list[str]:
     return [target for target, _ in STREAM.findall(message)]
 
 
-def test_job_broadcasts_each_row_with_header(make_campaign, listen):
+def rows_in(messages: list[str]) -> dict[str, str]:
+    """The last HTML published for each recipient row, by row id."""
+    rows: dict[str, str] = {}
+    for message in messages:
+        for target, html in STREAM.findall(message):
+            if target.startswith("recipient_"):
+                rows[target] = html
+    return rows
+
+
+def test_start_broadcasts_processing_header(make_campaign, listen, job_queue):
+    from dispatch.tasks import start_campaign
+
+    campaign = make_campaign()
+    campaign.start()
+    listener = listen(campaign)
+
+    assert start_campaign(campaign.pk)
+
+    messages = listener.messages()
+    assert [targets(m) for m in messages] == [[f"campaign_{campaign.pk}_header"]]
+    assert 'data-campaign-status="processing"' in messages[0]
+    # It should wake the configured number of worker loops.
+    assert len(job_queue()) == 4
+
+
+def test_loop_broadcasts_every_outcome(make_campaign, listen, settings):
+    settings.LIVE_HEADER_INTERVAL_SECONDS = 0
     campaign = make_campaign()
     campaign.start()
     listener = listen(campaign)
@@ -32,16 +79,31 @@ def test_job_broadcasts_each_row_with_header(make_campaign, listen):
 
     messages = listener.messages()
     header = f"campaign_{campaign.pk}_header"
-    # It should announce processing, then one row and the header per recipient,
-    # then the completed header.
-    assert targets(messages[0]) == [header]
-    assert [targets(m) for m in messages[1:-1]] == [
+    # It should publish each row with the header, one message per flush, then
+    # the completed header.
+    assert [targets(m) for m in messages[:-1]] == [
         [f"recipient_{pk}", header] for pk in recipient_ids
     ]
     assert targets(messages[-1]) == [header]
-    assert 'data-campaign-status="processing"' in messages[0]
     assert 'data-campaign-status="completed"' in messages[-1]
-    assert len(messages) == len(recipient_ids) + 2
+    assert set(rows_in(messages)) == {f"recipient_{pk}" for pk in recipient_ids}
+
+
+def test_header_updates_are_throttled(make_campaign, listen, settings):
+    settings.LIVE_HEADER_INTERVAL_SECONDS = 3600
+    campaign = make_campaign()
+    campaign.start()
+    listener = listen(campaign)
+
+    dispatch_campaign(campaign.pk)
+
+    messages = listener.messages()
+    header = f"campaign_{campaign.pk}_header"
+    headers = [m for m in messages if header in targets(m)]
+    # At most one header from the outcomes, plus the completion, which always comes.
+    assert len(headers) <= 2
+    assert 'data-campaign-status="completed"' in headers[-1]
+    assert len(rows_in(messages)) == 3
 
 
 def test_row_broadcast_shows_new_status(make_campaign, listen, settings):
@@ -49,16 +111,17 @@ def test_row_broadcast_shows_new_status(make_campaign, listen, settings):
     campaign = make_campaign(recipients=[{"email": "x@fail.example.com"}])
     campaign.start()
     listener = listen(campaign)
+    recipient = campaign.recipients.get()
 
     dispatch_campaign(campaign.pk)
 
-    row_message = listener.messages()[1]
-    row_html = STREAM.findall(row_message)[0][1]
+    row_html = rows_in(listener.messages())[f"recipient_{recipient.pk}"]
     assert 'data-status="failed"' in row_html
     assert "mailbox unavailable" in row_html
 
 
-def test_header_broadcast_counts_progress(make_campaign, listen):
+def test_header_broadcast_counts_progress(make_campaign, listen, settings):
+    settings.LIVE_HEADER_INTERVAL_SECONDS = 0
     campaign = make_campaign(recipients=[{"email": "a@example.com"}, {"email": "b@example.com"}])
     campaign.start()
     listener = listen(campaign)
@@ -66,7 +129,7 @@ def test_header_broadcast_counts_progress(make_campaign, listen):
     dispatch_campaign(campaign.pk)
 
     messages = listener.messages()
-    first_row_header = STREAM.findall(messages[1])[1][1]
+    first_row_header = STREAM.findall(messages[0])[1][1]
     assert '<dd data-count="sent" class="text-emerald-700">1</dd>' in first_row_header
     assert 'value="1" max="2"' in first_row_header
     assert "50%" in first_row_header

@@ -1,0 +1,405 @@
+"""The dispatch engine: one worker's loop over a campaign's recipients.
+
+Any number of these loops, in any number of processes on any number of hosts,
+can work on one campaign at once. Each loop:
+
+1. claims a batch of due, queued recipients (`claims.claim_batch`), which
+   marks them in flight under its claim token with a lease;
+2. delivers them in a thread pool, at most `DELIVERY_CONCURRENCY` at a time,
+   each after taking a token from the Redis rate limiter;
+3. writes outcomes and attempts in bulk every `DISPATCH_FLUSH_INTERVAL_SECONDS`
+   or `DISPATCH_FLUSH_SIZE` outcomes, with no transaction open during a
+   provider call, and broadcasts the changed rows;
+4. checks the campaign's status a few times a second and, once it is no longer
+   processing (paused, cancelled), stops claiming and releases the claims it
+   has not started;
+5. when nothing is left to claim, completes the campaign (one conditional
+   UPDATE: exactly one loop wins), or schedules a wake-up for the earliest
+   retry.
+
+Queue messages only wake loops: a lost message is repaired by the sweep, and
+a duplicate starts a loop that finds nothing to claim or shares the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import redis
+from django.conf import settings
+from django.db.models import Min
+from django.utils import timezone
+
+from campaigns.models import Campaign, DeliveryAttempt, Recipient, delivery_key
+from dispatch import claims
+from dispatch.claims import Claim, Outcome
+from dispatch.providers import Delivery, DeliveryError, Provider, get_provider
+from dispatch.rate_limit import MultiRateLimiter, limiter_for
+from live import broadcasts
+
+logger = logging.getLogger(__name__)
+
+# How often a loop re-reads its campaign's status, in seconds: a pause or a
+# cancel stops new deliveries from this loop within about this long.
+STATUS_CHECK_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    concurrency: int
+    batch_size: int
+    lease_seconds: float
+    flush_interval: float
+    flush_size: int
+    max_attempts: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+
+    @classmethod
+    def from_settings(cls) -> EngineSettings:
+        return cls(
+            concurrency=settings.DELIVERY_CONCURRENCY,
+            batch_size=settings.DISPATCH_BATCH_SIZE,
+            lease_seconds=settings.DELIVERY_LEASE_SECONDS,
+            flush_interval=settings.DISPATCH_FLUSH_INTERVAL_SECONDS,
+            flush_size=settings.DISPATCH_FLUSH_SIZE,
+            max_attempts=settings.DELIVERY_MAX_ATTEMPTS,
+            retry_base_seconds=settings.DELIVERY_RETRY_BASE_SECONDS,
+            retry_max_seconds=settings.DELIVERY_RETRY_MAX_SECONDS,
+        )
+
+
+def retry_delay(attempt_in_round: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: about base * 2^(n-1), at most `cap`, times 0.5 to 1.5."""
+    exponential = min(cap, base * 2 ** max(0, attempt_in_round - 1))
+    return min(cap, exponential * rng.uniform(0.5, 1.5))
+
+
+@dataclass
+class LoopStats:
+    delivered: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    released: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def run_campaign(
+    campaign_id: int,
+    provider: Provider | None = None,
+    engine_settings: EngineSettings | None = None,
+) -> LoopStats:
+    """Run one worker loop on the campaign until nothing is left for it to do."""
+    config = engine_settings or EngineSettings.from_settings()
+    loop = _Loop(campaign_id, provider or get_provider(), config)
+    return loop.run()
+
+
+class _Loop:
+    def __init__(self, campaign_id: int, provider: Provider, config: EngineSettings) -> None:
+        self.campaign_id = campaign_id
+        self.provider = provider
+        self.config = config
+        self.stats = LoopStats()
+        self.rng = random.Random()
+        self.waiting: deque[Claim] = deque()
+        self.running: dict[Future[Outcome], Claim] = {}
+        self.outcomes: list[Outcome] = []
+        self.last_flush = time.monotonic()
+        self.last_status_check = 0.0
+        self.last_lease_renewal = time.monotonic()
+        self.limiter: MultiRateLimiter | None = None
+        self.active = True  # the campaign is processing; False stops claims
+        self.exhausted = False  # the last claim found nothing due
+        self.earliest_retry: datetime | None = None  # of the retries this loop queued
+
+    def run(self) -> LoopStats:
+        campaign = Campaign.objects.filter(pk=self.campaign_id).first()
+        if campaign is None or campaign.status != Campaign.Status.PROCESSING:
+            logger.info(
+                "campaign %s: not processing (%s); nothing to dispatch",
+                self.campaign_id,
+                campaign.status if campaign else "not found",
+            )
+            return self.stats
+        self.limiter = limiter_for(self.provider.name, campaign.pk, campaign.rate_limit_per_second)
+        logger.info("campaign %s: worker loop started", self.campaign_id)
+
+        with ThreadPoolExecutor(
+            max_workers=self.config.concurrency, thread_name_prefix=f"deliver-{campaign.pk}"
+        ) as pool:
+            try:
+                self._deliver_all(pool)
+            finally:
+                # Whatever stopped the loop, outcomes already known are kept
+                # and unstarted claims go back to the queue.
+                self._flush()
+                self._release_waiting()
+
+        self._finish()
+        return self.stats
+
+    def _deliver_all(self, pool: ThreadPoolExecutor) -> None:
+        while True:
+            self._check_status_if_due()
+            self._renew_leases_if_due()
+            if self.active and not self.exhausted and len(self.waiting) < self.config.concurrency:
+                batch = claims.claim_batch(
+                    self.campaign_id, self.config.batch_size, self.config.lease_seconds
+                )
+                self.waiting.extend(batch)
+                self.exhausted = not batch
+            while self.active and self.waiting and len(self.running) < self.config.concurrency:
+                claim = self.waiting.popleft()
+                self.running[pool.submit(self._deliver, claim)] = claim
+            if not self.running and (not self.waiting or not self.active):
+                if not (self.active and self._retry_is_due()):
+                    return
+                # A retry queued by this loop is due already: claim again.
+                self.exhausted = False
+                continue
+            done, _ = wait(
+                self.running, timeout=self.config.flush_interval, return_when=FIRST_COMPLETED
+            )
+            for future in done:
+                del self.running[future]
+                self.outcomes.append(future.result())
+            if (
+                len(self.outcomes) >= self.config.flush_size
+                or time.monotonic() - self.last_flush >= self.config.flush_interval
+            ):
+                self._flush()
+
+    def _retry_is_due(self) -> bool:
+        self._flush()
+        if self.earliest_retry is None or self.earliest_retry > timezone.now():
+            return False
+        self.earliest_retry = None
+        return True
+
+    def _deliver(self, claim: Claim) -> Outcome:
+        """Deliver one claim; runs in a pool thread and never touches the database."""
+        if self.limiter is not None:
+            try:
+                self._wait_for_rate_limit(self.limiter)
+            except redis.RedisError as exc:
+                reason = f"not sent: the rate limiter in Redis is unavailable ({exc})"
+                return self._failure(claim, timezone.now(), reason, transient=True)
+        delivery = Delivery(
+            campaign_id=claim.campaign_id,
+            recipient_id=claim.recipient_id,
+            attempt=claim.attempt,
+            name=claim.name,
+            email=claim.email,
+            phone_number=claim.phone_number,
+            idempotency_key=delivery_key(claim.campaign_id, claim.recipient_id),
+        )
+        started_at = timezone.now()
+        try:
+            message_id = self.provider.deliver(delivery)
+        except DeliveryError as exc:
+            return self._failure(claim, started_at, str(exc), transient=exc.transient)
+        except (TimeoutError, ConnectionError) as exc:
+            return self._failure(claim, started_at, f"{type(exc).__name__}: {exc}", transient=True)
+        except Exception as exc:
+            # A provider bug must not stop the campaign: it fails this
+            # recipient for good, with the traceback in the log.
+            logger.exception(
+                "campaign %s recipient %s: provider raised an unexpected error",
+                claim.campaign_id,
+                claim.recipient_id,
+            )
+            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            return self._failure(claim, started_at, reason, transient=False)
+        return Outcome(
+            claim=claim,
+            status=Recipient.Status.SENT,
+            attempt_outcome=DeliveryAttempt.Outcome.SENT,
+            started_at=started_at,
+            finished_at=timezone.now(),
+            provider_message_id=message_id,
+        )
+
+    def _wait_for_rate_limit(self, limiter: MultiRateLimiter) -> None:
+        """Take a rate-limit token, riding out a Redis restart of up to about 30 s."""
+        for pause in (0.5, 1, 2, 4, 8, 15):
+            try:
+                limiter.acquire()
+                return
+            except redis.ConnectionError as exc:
+                logger.warning(
+                    "campaign %s: rate limiter unavailable (%s); retrying in %ss",
+                    self.campaign_id,
+                    exc,
+                    pause,
+                )
+                time.sleep(pause)
+        limiter.acquire()
+
+    def _failure(self, claim: Claim, started_at: datetime, reason: str, transient: bool) -> Outcome:
+        finished_at = timezone.now()
+        attempt_in_round = claim.attempt - claim.attempt_base
+        retry_at = None
+        status = Recipient.Status.FAILED
+        if transient and attempt_in_round < self.config.max_attempts:
+            delay = retry_delay(
+                attempt_in_round,
+                self.config.retry_base_seconds,
+                self.config.retry_max_seconds,
+                self.rng,
+            )
+            retry_at = finished_at + timedelta(seconds=delay)
+            status = Recipient.Status.QUEUED
+        logger.warning(
+            "campaign %s recipient %s attempt %s: %s delivery error: %s%s",
+            claim.campaign_id,
+            claim.recipient_id,
+            claim.attempt,
+            "transient" if transient else "permanent",
+            reason,
+            f"; retry at {retry_at:%H:%M:%S}" if retry_at else "",
+        )
+        return Outcome(
+            claim=claim,
+            status=status,
+            attempt_outcome=(
+                DeliveryAttempt.Outcome.TRANSIENT_ERROR
+                if transient
+                else DeliveryAttempt.Outcome.PERMANENT_ERROR
+            ),
+            started_at=started_at,
+            finished_at=finished_at,
+            error=reason,
+            transient=transient,
+            retry_at=retry_at,
+        )
+
+    def _flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.outcomes:
+            return
+        outcomes, self.outcomes = self.outcomes, []
+        changed = claims.record_outcomes(self.campaign_id, outcomes)
+
+        final = [r for r in changed if r.status != Recipient.Status.QUEUED]
+        for recipient in changed:
+            due = recipient.next_attempt_at
+            if due is not None and (self.earliest_retry is None or due < self.earliest_retry):
+                self.earliest_retry = due
+        failed = sum(1 for r in final if r.status == Recipient.Status.FAILED)
+        self.stats.delivered += len(outcomes)
+        self.stats.sent += len(final) - failed
+        self.stats.failed += failed
+        self.stats.retried += len(changed) - len(final)
+        if len(changed) < len(outcomes):
+            logger.warning(
+                "campaign %s: %d outcomes arrived after their claim expired and were "
+                "not applied; their attempts are recorded",
+                self.campaign_id,
+                len(outcomes) - len(changed),
+            )
+
+        broadcasts.broadcast_recipients(self.campaign_id, changed)
+        if final:
+            self._pause_if_failing(len(final), failed)
+
+    def _pause_if_failing(self, processed: int, failed: int) -> None:
+        campaign = Campaign(pk=self.campaign_id)
+        processed_total, failed_total = campaign.count_outcomes(processed, failed)
+        reason = failure_threshold_reason(processed_total, failed_total)
+        if reason and campaign.pause(reason):
+            logger.warning("campaign %s: paused automatically: %s", self.campaign_id, reason)
+            broadcasts.broadcast_campaign(campaign)
+
+    def _check_status_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self.last_status_check < STATUS_CHECK_SECONDS:
+            return
+        self.last_status_check = now
+        status = (
+            Campaign.objects.filter(pk=self.campaign_id).values_list("status", flat=True).first()
+        )
+        if status != Campaign.Status.PROCESSING and self.active:
+            logger.info(
+                "campaign %s: status is %s; this worker stops claiming", self.campaign_id, status
+            )
+            self.active = False
+            self._release_waiting()
+
+    def _release_waiting(self) -> None:
+        if not self.waiting:
+            return
+        released = list(self.waiting)
+        self.waiting.clear()
+        changed = claims.release_claims(self.campaign_id, released)
+        self.stats.released += len(changed)
+        broadcasts.broadcast_recipients(self.campaign_id, changed)
+
+    def _renew_leases_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self.last_lease_renewal < self.config.lease_seconds / 3:
+            return
+        self.last_lease_renewal = now
+        tokens = {c.token for c in self.waiting} | {c.token for c in self.running.values()}
+        claims.renew_leases(list(tokens), self.config.lease_seconds)
+
+    def _finish(self) -> None:
+        campaign = Campaign(pk=self.campaign_id)
+        if campaign.complete():
+            broadcasts.broadcast_campaign(campaign)
+            logger.info("campaign %s: completed", self.campaign_id)
+        else:
+            schedule_next_retry(self.campaign_id)
+        logger.info(
+            "campaign %s: worker loop finished in %.1fs (delivered=%d sent=%d failed=%d "
+            "retry=%d released=%d)",
+            self.campaign_id,
+            time.monotonic() - self.stats.started,
+            self.stats.delivered,
+            self.stats.sent,
+            self.stats.failed,
+            self.stats.retried,
+            self.stats.released,
+        )
+
+
+def failure_threshold_reason(processed: int, failed: int) -> str:
+    """Return why the campaign should pause itself, or "" when it should go on."""
+    count_limit = settings.AUTO_PAUSE_FAILURE_COUNT
+    rate_limit = settings.AUTO_PAUSE_FAILURE_RATE
+    if count_limit and failed >= count_limit:
+        return f"{failed} failures since the last resume (limit {count_limit})"
+    if rate_limit and processed >= settings.AUTO_PAUSE_MIN_PROCESSED:
+        share = failed / processed
+        if share >= rate_limit:
+            return (
+                f"{share:.0%} of {processed} recipients failed since the last resume "
+                f"(limit {rate_limit:.0%})"
+            )
+    return ""
+
+
+def next_retry_at(campaign_id: int) -> datetime | None:
+    """When the campaign's earliest scheduled retry is due, if it has one."""
+    value: datetime | None = Recipient.objects.filter(
+        campaign_id=campaign_id, status=Recipient.Status.QUEUED, next_attempt_at__isnull=False
+    ).aggregate(earliest=Min("next_attempt_at"))["earliest"]
+    return value
+
+
+def schedule_next_retry(campaign_id: int) -> None:
+    """Enqueue a wake-up for the earliest retry of a processing campaign."""
+    from dispatch.tasks import wake_campaign_later
+
+    due = next_retry_at(campaign_id)
+    if due is None:
+        return
+    delay = max(0.0, (due - timezone.now()).total_seconds())
+    wake_campaign_later(campaign_id, countdown=delay, workers=1)

@@ -1,0 +1,33 @@
+"""PostgreSQL advisory locks, taken without waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+# First key of every two-key advisory lock this app takes, so that its keys
+# cannot collide with advisory locks that other code on the database takes.
+ADVISORY_LOCK_NAMESPACE = 0x0CD1
+
+
+@contextmanager
+def advisory_lock(key: int) -> Iterator[bool]:
+    """Try to take the advisory lock `(namespace, key)` without waiting; yield whether
+    it was taken.
+
+    The lock is session-level, so it belongs to this thread's database
+    connection and stays held across transactions until the block exits. It is
+    released on every exit path, and PostgreSQL drops it if the connection dies.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, key])
+        row = cursor.fetchone()
+    acquired = bool(row and row[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, key])

@@ -1,0 +1,244 @@
+"""The dispatch engine's worker loop: claims, outcomes, retries, completion."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from campaigns.models import Campaign, DeliveryAttempt, Recipient
+from dispatch.claims import claim_batch
+from dispatch.engine import EngineSettings, retry_delay, run_campaign
+from tests.dispatch.fakes import RecordingProvider
+
+pytestmark = pytest.mark.django_db
+
+FAST = EngineSettings(
+    concurrency=4,
+    batch_size=2,
+    lease_seconds=60,
+    flush_interval=0.05,
+    flush_size=3,
+    max_attempts=3,
+    retry_base_seconds=0,
+    retry_max_seconds=0,
+)
+
+
+def statuses(campaign: Campaign) -> dict[str, str]:
+    return {r.email or r.phone_number: r.status for r in campaign.recipients.all()}
+
+
+def test_loop_completes_processing_campaign(make_campaign):
+    campaign = make_campaign()
+    assert campaign.start()
+    provider = RecordingProvider()
+
+    stats = run_campaign(campaign.pk, provider, FAST)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert campaign.completed_at is not None
+    assert set(statuses(campaign).values()) == {Recipient.Status.SENT}
+    assert stats.sent == 3
+    assert sorted(provider.recipient_ids) == sorted(campaign.recipients.values_list("id", flat=True))
+
+
+def test_loop_records_one_attempt_per_delivery(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+
+    run_campaign(campaign.pk, RecordingProvider(), FAST)
+
+    for recipient in campaign.recipients.all():
+        attempts = list(recipient.delivery_attempts.all())
+        assert [a.number for a in attempts] == [1]
+        assert attempts[0].outcome == DeliveryAttempt.Outcome.SENT
+        assert attempts[0].provider_message_id == f"recorded-{recipient.pk}-1"
+        assert attempts[0].finished_at >= attempts[0].started_at
+        assert recipient.provider_message_id == attempts[0].provider_message_id
+        assert recipient.claim_token is None
+
+
+def test_loop_passes_stable_idempotency_key(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(transient={"flaky@example.com": "timed out"})
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    recipient = campaign.recipients.get()
+    assert [d.attempt for d in provider.deliveries] == [1, 2]
+    assert {d.idempotency_key for d in provider.deliveries} == {recipient.idempotency_key}
+
+
+def test_loop_ignores_pending_campaign(make_campaign):
+    campaign = make_campaign()
+    provider = RecordingProvider()
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PENDING
+    assert provider.deliveries == []
+
+
+def test_loop_ignores_unknown_campaign():
+    provider = RecordingProvider()
+
+    run_campaign(987654321, provider, FAST)
+
+    assert provider.deliveries == []
+
+
+def test_permanent_failure_fails_only_that_recipient(make_campaign):
+    campaign = make_campaign(
+        recipients=[
+            {"email": "first@example.com"},
+            {"email": "broken@example.com"},
+            {"email": "last@example.com"},
+        ]
+    )
+    campaign.start()
+    provider = RecordingProvider(permanent={"broken@example.com": "mailbox full"})
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    campaign.refresh_from_db()
+    broken = campaign.recipients.get(email="broken@example.com")
+    assert broken.status == Recipient.Status.FAILED
+    assert broken.failure_reason == "mailbox full"
+    assert broken.last_error_transient is False
+    assert broken.processed_at is not None
+    assert provider.recipient_ids.count(broken.pk) == 1
+    assert campaign.recipients.filter(status=Recipient.Status.SENT).count() == 2
+    assert campaign.status == Campaign.Status.COMPLETED
+
+
+def test_transient_failure_is_retried(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(transient={"flaky@example.com": "timed out"}, transient_times=2)
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    recipient = campaign.recipients.get()
+    assert recipient.status == Recipient.Status.SENT
+    assert recipient.attempts == 3
+    outcomes = list(recipient.delivery_attempts.values_list("number", "outcome", "error"))
+    assert outcomes == [
+        (1, "transient_error", "timed out"),
+        (2, "transient_error", "timed out"),
+        (3, "sent", ""),
+    ]
+
+
+def test_transient_failure_stops_at_max_attempts(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "down@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(transient={"down@example.com": "server error"}, transient_times=99)
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    recipient = campaign.recipients.get()
+    assert recipient.status == Recipient.Status.FAILED
+    assert recipient.last_error_transient is True
+    assert recipient.failure_reason == "server error"
+    assert len(provider.deliveries) == FAST.max_attempts
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+
+
+def test_retry_waits_for_backoff(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(transient={"flaky@example.com": "rate limited"})
+    slow_retry = dataclasses.replace(FAST, retry_base_seconds=600, retry_max_seconds=600)
+
+    run_campaign(campaign.pk, provider, slow_retry)
+
+    recipient = campaign.recipients.get()
+    assert recipient.status == Recipient.Status.QUEUED
+    assert recipient.next_attempt_at is not None
+    assert len(provider.deliveries) == 1
+    # Not due yet: nothing can claim it, and the campaign stays processing.
+    assert claim_batch(campaign.pk, 10, 60) == []
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PROCESSING
+
+
+def test_unexpected_error_fails_recipient_and_continues(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "crash@example.com"}, {"email": "fine@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(unexpected={"crash@example.com": RuntimeError("bug")})
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    crashed = campaign.recipients.get(email="crash@example.com")
+    assert crashed.status == Recipient.Status.FAILED
+    assert "RuntimeError: bug" in crashed.failure_reason
+    assert campaign.recipients.get(email="fine@example.com").status == Recipient.Status.SENT
+
+
+def test_rerun_after_completion_changes_nothing(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+    run_campaign(campaign.pk, RecordingProvider(), FAST)
+    before = list(campaign.recipients.values_list("id", "status", "processed_at"))
+    provider = RecordingProvider()
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    assert provider.deliveries == []
+    assert list(campaign.recipients.values_list("id", "status", "processed_at")) == before
+
+
+def test_rerun_delivers_only_queued(make_campaign):
+    campaign = make_campaign(
+        recipients=[{"email": "done@example.com"}, {"email": "waiting@example.com"}]
+    )
+    campaign.start()
+    done = campaign.recipients.get(email="done@example.com")
+    Recipient.objects.filter(pk=done.pk).update(status=Recipient.Status.SENT)
+    provider = RecordingProvider()
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    assert provider.recipient_ids == [campaign.recipients.get(email="waiting@example.com").pk]
+
+
+def test_paused_campaign_claims_nothing(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+    campaign.pause("test")
+    provider = RecordingProvider()
+
+    run_campaign(campaign.pk, provider, FAST)
+
+    assert provider.deliveries == []
+    assert set(statuses(campaign).values()) == {Recipient.Status.QUEUED}
+
+
+def test_cancelled_campaign_cancels_queued(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+
+    assert campaign.cancel()
+
+    assert set(statuses(campaign).values()) == {Recipient.Status.CANCELLED}
+    assert claim_batch(campaign.pk, 10, 60) == []
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected_low", "expected_high"),
+    [(1, 2.5, 7.5), (2, 5, 15), (3, 10, 30), (10, 30, 60)],
+)
+def test_retry_delay_grows_with_jitter(attempt, expected_low, expected_high):
+    import random
+
+    rng = random.Random(1)
+    delays = [retry_delay(attempt, base=5, cap=60, rng=rng) for _ in range(200)]
+
+    assert min(delays) >= expected_low
+    assert max(delays) <= expected_high
+    assert len(set(delays)) > 100
