@@ -41,7 +41,9 @@ def test_loop_completes_processing_campaign(make_campaign):
     assert campaign.completed_at is not None
     assert set(statuses(campaign).values()) == {Recipient.Status.SENT}
     assert stats.sent == 3
-    assert sorted(provider.recipient_ids) == sorted(campaign.recipients.values_list("id", flat=True))
+    assert sorted(provider.recipient_ids) == sorted(
+        campaign.recipients.values_list("id", flat=True)
+    )
 
 
 def test_loop_records_one_attempt_per_delivery(make_campaign):
@@ -168,7 +170,9 @@ def test_retry_waits_for_backoff(make_campaign):
 
 
 def test_unexpected_error_fails_recipient_and_continues(make_campaign):
-    campaign = make_campaign(recipients=[{"email": "crash@example.com"}, {"email": "fine@example.com"}])
+    campaign = make_campaign(
+        recipients=[{"email": "crash@example.com"}, {"email": "fine@example.com"}]
+    )
     campaign.start()
     provider = RecordingProvider(unexpected={"crash@example.com": RuntimeError("bug")})
 
@@ -242,3 +246,72 @@ def test_retry_delay_grows_with_jitter(attempt, expected_low, expected_high):
     assert min(delays) >= expected_low
     assert max(delays) <= expected_high
     assert len(set(delays)) > 100
+
+
+def failing_campaign(make_campaign, count: int):
+    recipients = [{"email": f"r{n}@example.com"} for n in range(count)]
+    campaign = make_campaign(recipients=recipients)
+    campaign.start()
+    provider = RecordingProvider(permanent={r["email"]: "rejected" for r in recipients})
+    return campaign, provider
+
+
+def test_auto_pause_after_failure_count(make_campaign, settings):
+    settings.AUTO_PAUSE_FAILURE_COUNT = 2
+    campaign, provider = failing_campaign(make_campaign, 6)
+    one_at_a_time = dataclasses.replace(FAST, concurrency=1, batch_size=1, flush_size=1)
+
+    run_campaign(campaign.pk, provider, one_at_a_time)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert "2 failures since the last resume" in campaign.pause_reason
+    assert campaign.recipients.filter(status=Recipient.Status.QUEUED).exists()
+    assert not campaign.recipients.filter(status=Recipient.Status.IN_FLIGHT).exists()
+
+
+def test_auto_pause_after_failure_share(make_campaign, settings):
+    settings.AUTO_PAUSE_FAILURE_RATE = 0.5
+    settings.AUTO_PAUSE_MIN_PROCESSED = 4
+    campaign, provider = failing_campaign(make_campaign, 8)
+    one_at_a_time = dataclasses.replace(FAST, concurrency=1, batch_size=1, flush_size=1)
+
+    run_campaign(campaign.pk, provider, one_at_a_time)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert "100% of 4 recipients failed" in campaign.pause_reason
+
+
+def test_resume_resets_failure_count(make_campaign, settings):
+    settings.AUTO_PAUSE_FAILURE_COUNT = 2
+    campaign, provider = failing_campaign(make_campaign, 3)
+    one_at_a_time = dataclasses.replace(FAST, concurrency=1, batch_size=1, flush_size=1)
+    run_campaign(campaign.pk, provider, one_at_a_time)
+    campaign.refresh_from_db()
+    assert campaign.failed_since_resume == 2
+
+    assert campaign.resume()
+
+    assert campaign.failed_since_resume == 0
+    assert campaign.pause_reason == ""
+
+
+def test_loop_respects_rate_limit(make_campaign, settings, redis_client):
+    import time
+
+    settings.DELIVERY_RATE_LIMIT_PER_SECOND = 20
+    settings.DELIVERY_RATE_LIMIT_BURST = 1
+    campaign = make_campaign(recipients=[{"email": f"r{n}@example.com"} for n in range(8)])
+    campaign.start()
+    provider = RecordingProvider()
+    for key in redis_client.scan_iter(f"{settings.LIVE_UPDATES_CHANNEL_PREFIX}:ratelimit:*"):
+        redis_client.delete(key)
+
+    started = time.monotonic()
+    run_campaign(campaign.pk, provider, FAST)
+    elapsed = time.monotonic() - started
+
+    # 8 messages at 20/s with a bucket of 1 cannot take less than 7 / 20 s.
+    assert elapsed >= 7 / 20
+    assert len(provider.deliveries) == 8

@@ -1,0 +1,193 @@
+"""Claims, outcomes, releases and lease expiry: the engine's recipient transitions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from campaigns.models import Campaign, DeliveryAttempt, Recipient
+from dispatch import claims
+from dispatch.claims import Outcome
+
+pytestmark = pytest.mark.django_db
+
+
+def sent_outcome(claim: claims.Claim) -> Outcome:
+    now = timezone.now()
+    return Outcome(
+        claim=claim,
+        status=Recipient.Status.SENT,
+        attempt_outcome=DeliveryAttempt.Outcome.SENT,
+        started_at=now,
+        finished_at=now,
+        provider_message_id="id-1",
+    )
+
+
+def test_claim_marks_batch_in_flight(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+
+    batch = claims.claim_batch(campaign.pk, 2, lease_seconds=60)
+
+    first_two = list(campaign.recipients.order_by("id").values_list("id", flat=True))[:2]
+    assert [c.recipient_id for c in batch] == first_two
+    assert len({c.token for c in batch}) == 1
+    assert [c.attempt for c in batch] == [1, 1]
+    for recipient in campaign.recipients.filter(id__in=first_two):
+        assert recipient.status == Recipient.Status.IN_FLIGHT
+        assert recipient.claim_token == batch[0].token
+        assert recipient.lease_expires_at > timezone.now() + timedelta(seconds=50)
+
+
+def test_claims_never_overlap(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+
+    first = claims.claim_batch(campaign.pk, 2, lease_seconds=60)
+    second = claims.claim_batch(campaign.pk, 2, lease_seconds=60)
+    third = claims.claim_batch(campaign.pk, 2, lease_seconds=60)
+
+    ids = [c.recipient_id for c in first + second]
+    assert len(ids) == len(set(ids)) == 3
+    assert third == []
+
+
+@pytest.mark.parametrize("status", ["pending", "paused", "completed", "cancelled"])
+def test_claim_needs_processing_campaign(make_campaign, status):
+    campaign = make_campaign()
+    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+
+    assert claims.claim_batch(campaign.pk, 10, lease_seconds=60) == []
+    assert not campaign.recipients.filter(status=Recipient.Status.IN_FLIGHT).exists()
+
+
+def test_claim_skips_recipients_not_due(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+    later = timezone.now() + timedelta(minutes=5)
+    campaign.recipients.update(next_attempt_at=later)
+
+    assert claims.claim_batch(campaign.pk, 10, lease_seconds=60) == []
+
+
+def test_outcome_needs_matching_token(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "a@example.com"}])
+    campaign.start()
+    [claim] = claims.claim_batch(campaign.pk, 1, lease_seconds=60)
+    stale = claims.Claim(**{**claim.__dict__, "token": uuid.uuid4()})
+
+    changed = claims.record_outcomes(campaign.pk, [sent_outcome(stale)])
+
+    assert changed == []
+    assert campaign.recipients.get().status == Recipient.Status.IN_FLIGHT
+    # The attempt is recorded all the same: the delivery happened.
+    assert DeliveryAttempt.objects.filter(recipient_id=claim.recipient_id).count() == 1
+
+
+def test_outcome_clears_claim(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "a@example.com"}])
+    campaign.start()
+    [claim] = claims.claim_batch(campaign.pk, 1, lease_seconds=60)
+
+    [changed] = claims.record_outcomes(campaign.pk, [sent_outcome(claim)])
+
+    recipient = campaign.recipients.get()
+    assert changed.status == recipient.status == Recipient.Status.SENT
+    assert recipient.claim_token is None
+    assert recipient.lease_expires_at is None
+    assert recipient.provider_message_id == "id-1"
+    assert recipient.processed_at is not None
+
+
+def test_retry_in_cancelled_campaign_is_cancelled(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "a@example.com"}])
+    campaign.start()
+    [claim] = claims.claim_batch(campaign.pk, 1, lease_seconds=60)
+    campaign.cancel()
+    now = timezone.now()
+    retry = Outcome(
+        claim=claim,
+        status=Recipient.Status.QUEUED,
+        attempt_outcome=DeliveryAttempt.Outcome.TRANSIENT_ERROR,
+        started_at=now,
+        finished_at=now,
+        error="timed out",
+        transient=True,
+        retry_at=now,
+    )
+
+    claims.record_outcomes(campaign.pk, [retry])
+
+    assert campaign.recipients.get().status == Recipient.Status.CANCELLED
+
+
+def test_release_returns_unstarted_claims(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+    batch = claims.claim_batch(campaign.pk, 3, lease_seconds=60)
+    campaign.pause("test")
+
+    released = claims.release_claims(campaign.pk, batch)
+
+    assert len(released) == 3
+    for recipient in campaign.recipients.all():
+        assert recipient.status == Recipient.Status.QUEUED
+        assert recipient.attempts == 0
+        assert recipient.claim_token is None
+
+
+def test_release_in_cancelled_campaign_cancels(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+    batch = claims.claim_batch(campaign.pk, 3, lease_seconds=60)
+    campaign.cancel()
+
+    claims.release_claims(campaign.pk, batch)
+
+    statuses = set(campaign.recipients.values_list("status", flat=True))
+    assert statuses == {Recipient.Status.CANCELLED}
+
+
+def test_renew_extends_lease(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "a@example.com"}])
+    campaign.start()
+    [claim] = claims.claim_batch(campaign.pk, 1, lease_seconds=1)
+
+    assert claims.renew_leases([claim.token], lease_seconds=600) == 1
+
+    lease = campaign.recipients.get().lease_expires_at
+    assert lease > timezone.now() + timedelta(seconds=500)
+
+
+def test_expired_lease_returns_to_queue(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "a@example.com"}, {"email": "b@example.com"}])
+    campaign.start()
+    [dead, alive] = claims.claim_batch(campaign.pk, 2, lease_seconds=60)
+    campaign.recipients.filter(pk=dead.recipient_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    expired = claims.expire_leases()
+
+    assert [r.pk for r in expired] == [dead.recipient_id]
+    assert campaign.recipients.get(pk=dead.recipient_id).status == Recipient.Status.QUEUED
+    assert campaign.recipients.get(pk=alive.recipient_id).status == Recipient.Status.IN_FLIGHT
+    attempt = DeliveryAttempt.objects.get(recipient_id=dead.recipient_id)
+    assert attempt.outcome == DeliveryAttempt.Outcome.LEASE_EXPIRED
+    assert attempt.number == 1
+
+
+def test_expired_lease_in_cancelled_campaign_cancels(make_campaign):
+    campaign = make_campaign(recipients=[{"email": "a@example.com"}])
+    campaign.start()
+    claims.claim_batch(campaign.pk, 1, lease_seconds=60)
+    campaign.cancel()
+    campaign.recipients.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    claims.expire_leases()
+
+    assert campaign.recipients.get().status == Recipient.Status.CANCELLED
