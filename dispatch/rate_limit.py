@@ -147,7 +147,7 @@ class Limit:
     @property
     def interval_us(self) -> float:
         """Microseconds per token."""
-        return 1_000_000 / (self.rate * 1.5)
+        return 1_000_000 / self.rate
 
 
 class MultiRateLimiter:
