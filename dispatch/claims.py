@@ -218,7 +218,7 @@ def release_claims(campaign_id: int, claims: list[Claim]) -> list[Recipient]:
             f"""
             UPDATE {RECIPIENTS} AS r
                SET status = CASE WHEN c.status = 'cancelled' THEN 'cancelled' ELSE 'queued' END,
-                   processed_at = CASE WHEN c.status = 'cancelled' THEN clock_timestamp() ELSE NULL END,
+                   processed_at = CASE WHEN c.status = 'cancelled' THEN clock_timestamp() END,
                    attempts = r.attempts - 1,
                    claim_token = NULL,
                    claimed_at = NULL,
@@ -270,7 +270,7 @@ def expire_leases(limit: int = 10_000) -> list[Recipient]:
             requeued AS (
                 UPDATE {RECIPIENTS} AS r
                    SET status = CASE WHEN c.status = 'cancelled' THEN 'cancelled' ELSE 'queued' END,
-                       processed_at = CASE WHEN c.status = 'cancelled' THEN clock_timestamp() ELSE NULL END,
+                       processed_at = CASE WHEN c.status = 'cancelled' THEN clock_timestamp() END,
                        claim_token = NULL,
                        claimed_at = NULL,
                        lease_expires_at = NULL
@@ -283,7 +283,8 @@ def expire_leases(limit: int = 10_000) -> list[Recipient]:
                 INSERT INTO {ATTEMPTS}
                        (recipient_id, campaign_id, number, started_at, finished_at, outcome,
                         provider_message_id, error)
-                SELECT id, campaign_id, attempts, coalesce(lost_claimed_at, clock_timestamp()), clock_timestamp(),
+                SELECT id, campaign_id, attempts, coalesce(lost_claimed_at, clock_timestamp()),
+                       clock_timestamp(),
                        'lease_expired', '',
                        'claim expired: the worker stopped before recording an outcome'
                   FROM requeued

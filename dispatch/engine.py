@@ -40,7 +40,7 @@ from campaigns.models import Campaign, DeliveryAttempt, Recipient, delivery_key
 from dispatch import claims
 from dispatch.claims import Claim, Outcome
 from dispatch.providers import Delivery, DeliveryError, Provider, get_provider
-from dispatch.rate_limit import MultiRateLimiter, limiter_for
+from dispatch.rate_limit import MultiRateLimiter, RateLimitTimeout, limiter_for
 from live import broadcasts
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class _Loop:
         self.stats = LoopStats()
         self.rng = random.Random()
         self.waiting: deque[Claim] = deque()
-        self.running: dict[Future[Outcome], Claim] = {}
+        self.running: dict[Future[Outcome | None], Claim] = {}
         self.outcomes: list[Outcome] = []
         self.last_flush = time.monotonic()
         self.last_status_check = 0.0
@@ -168,9 +168,17 @@ class _Loop:
             done, _ = wait(
                 self.running, timeout=self.config.flush_interval, return_when=FIRST_COMPLETED
             )
+            unstarted = []
             for future in done:
-                del self.running[future]
-                self.outcomes.append(future.result())
+                claim = self.running.pop(future)
+                outcome = future.result()
+                if outcome is None:
+                    unstarted.append(claim)
+                else:
+                    self.outcomes.append(outcome)
+            if unstarted:
+                self.waiting.extend(unstarted)
+                self._release_waiting()
             if (
                 len(self.outcomes) >= self.config.flush_size
                 or time.monotonic() - self.last_flush >= self.config.flush_interval
@@ -184,11 +192,16 @@ class _Loop:
         self.earliest_retry = None
         return True
 
-    def _deliver(self, claim: Claim) -> Outcome:
-        """Deliver one claim; runs in a pool thread and never touches the database."""
+    def _deliver(self, claim: Claim) -> Outcome | None:
+        """Deliver one claim; runs in a pool thread and never touches the database.
+
+        Returns None when the claim was not started because the campaign
+        stopped while it waited for the rate limiter.
+        """
         if self.limiter is not None:
             try:
-                self._wait_for_rate_limit(self.limiter)
+                if not self._wait_for_rate_limit(self.limiter):
+                    return None
             except redis.RedisError as exc:
                 reason = f"not sent: the rate limiter in Redis is unavailable ({exc})"
                 return self._failure(claim, timezone.now(), reason, transient=True)
@@ -227,13 +240,25 @@ class _Loop:
             provider_message_id=message_id,
         )
 
-    def _wait_for_rate_limit(self, limiter: MultiRateLimiter) -> None:
-        """Take a rate-limit token, riding out a Redis restart of up to about 30 s."""
-        for pause in (0.5, 1, 2, 4, 8, 15):
+    def _wait_for_rate_limit(self, limiter: MultiRateLimiter) -> bool:
+        """Take a rate-limit token; returns False if the campaign stopped meanwhile.
+
+        Waits a second at a time so that a pause or cancel is noticed, and rides
+        out a Redis restart of up to about 30 s.
+        """
+        redis_pauses = iter((0.5, 1, 2, 4, 8, 15))
+        while self.active:
             try:
-                limiter.acquire()
-                return
+                limiter.acquire(timeout=1)
+                return True
+            except RateLimitTimeout as exc:
+                # The next token is more than a second away: sleep up to a
+                # second, then look at the campaign's status again.
+                time.sleep(min(1.0, exc.wait))
             except redis.ConnectionError as exc:
+                pause = next(redis_pauses, None)
+                if pause is None:
+                    raise
                 logger.warning(
                     "campaign %s: rate limiter unavailable (%s); retrying in %ss",
                     self.campaign_id,
@@ -241,7 +266,7 @@ class _Loop:
                     pause,
                 )
                 time.sleep(pause)
-        limiter.acquire()
+        return False
 
     def _failure(self, claim: Claim, started_at: datetime, reason: str, transient: bool) -> Outcome:
         finished_at = timezone.now()

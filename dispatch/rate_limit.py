@@ -9,7 +9,7 @@ moves TAT to `max(TAT, now) + n / r`. A missing key is a full bucket.
 One Lua script checks and updates every bucket of a limiter atomically, and
 it reads the time with Redis's TIME command, so hosts with skewed clocks
 share one clock. A request takes tokens from all of its buckets or from none,
-so a worker never holds a provider token while it waits for a campaign token.
+so a worker never keeps a provider token while it waits for a campaign token.
 
 When Redis is unreachable, every call raises the redis-py error
 (`redis.exceptions.ConnectionError`, `TimeoutError`, ...) once the client's
@@ -29,13 +29,13 @@ import redis
 from django.conf import settings
 
 # The script stores time in whole microseconds and rounds every TAT up, so
-# each grant costs at most 1 µs more than 1 / rate. Above about 10,000 tokens
-# per second that makes the limiter measurably slower than its rate, and at
-# 1,000,000 per second the interval would be a single microsecond.
+# each grant costs up to 1 µs more than tokens / rate. Above about 10,000
+# tokens per second that makes the limiter measurably slower than its rate
+# (up to 1% at 10,000), and at 1,000,000 the interval is the clock's 1 µs.
 MAX_RATE = 1_000_000.0
 
-# acquire() sleeps at most this long before it asks Redis again, so a bucket
-# reset (a deleted key) is noticed within this many seconds.
+# acquire() sleeps at most this long before it runs the script again, so a
+# bucket reset (a deleted key) is noticed within this many seconds.
 MAX_SLEEP_SECONDS = 1.0
 
 # Seconds that limiter_for's Redis client waits to connect or for a reply
@@ -45,9 +45,13 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 # KEYS: one bucket key per limit.
 # ARGV[1]: tokens requested. Then for bucket i (1-based):
 #   ARGV[2 * i]: emission interval, microseconds per token (1e6 / rate);
-#   ARGV[2 * i + 1]: burst tolerance, microseconds (burst * interval).
+#   ARGV[2 * i + 1]: burst, tokens.
 # Returns 0 when the tokens were taken from every bucket, otherwise the wait
 # in whole microseconds (the max over the buckets) and changes nothing.
+#
+# The grant test compares offsets from `now` rather than absolute times, so
+# a full bucket grants even when the interval is fractional. The stored TAT
+# is rounded up to a whole microsecond, which adds under 1 µs per grant.
 #
 # Redis 5 and later replicate a script's writes, not the script, so writing
 # after the non-deterministic TIME call is allowed.
@@ -60,7 +64,7 @@ local wait = 0
 local new_tats = {}
 for i, key in ipairs(KEYS) do
     local interval = tonumber(ARGV[2 * i])
-    local tolerance = tonumber(ARGV[2 * i + 1])
+    local burst = tonumber(ARGV[2 * i + 1])
 
     local tat = now
     local stored = redis.call('GET', key)
@@ -68,12 +72,12 @@ for i, key in ipairs(KEYS) do
         tat = math.max(tonumber(stored), now)
     end
 
-    local new_tat = math.ceil(tat + tokens * interval)
-    local allowed_at = new_tat - tolerance
-    if allowed_at > now then
-        wait = math.max(wait, math.ceil(allowed_at - now))
+    -- The request fits when TAT + tokens * interval - burst * interval <= now.
+    local overdraft = (tat - now) + (tokens - burst) * interval
+    if overdraft > 0 then
+        wait = math.max(wait, math.ceil(overdraft))
     end
-    new_tats[i] = new_tat
+    new_tats[i] = tat + math.ceil(tokens * interval)
 end
 
 if wait > 0 then
@@ -153,9 +157,9 @@ class Limit:
 class MultiRateLimiter:
     """A set of buckets that every request takes tokens from together, or not at all.
 
-    The object holds no state besides its configuration; every process that
-    builds one with the same keys shares the same buckets. All keys must be on
-    one Redis server (Redis Cluster needs them in one hash slot).
+    The object stores only its configuration, so every process that builds
+    one with the same keys shares the same buckets. All keys must be on one
+    Redis server, and Redis Cluster would need them in one hash slot.
     """
 
     def __init__(
@@ -178,7 +182,7 @@ class MultiRateLimiter:
                 continue
             key, rate, burst = limit
             if burst is None:
-                # default_burst needs a valid rate; Limit checks the rest.
+                # default_burst needs a valid rate. Limit checks the key and the burst.
                 _check_rate(key, rate)
             parsed.append(Limit(key, rate, default_burst(rate) if burst is None else burst))
 
@@ -195,7 +199,7 @@ class MultiRateLimiter:
         self._keys = keys
         self._bucket_args: list[float] = []
         for limit in self.limits:
-            self._bucket_args += [limit.interval_us, limit.burst * limit.interval_us]
+            self._bucket_args += [limit.interval_us, limit.burst]
 
     def try_acquire(self, tokens: int = 1) -> float:
         """Take `tokens` from every bucket and return 0.0, or take none and return the wait.
@@ -218,7 +222,7 @@ class MultiRateLimiter:
 
         NOTE: waiters are not served in order. Every process sleeps for its
         own wait and retries, so under contention one of them can wait
-        longer than the first wait it was told.
+        longer than the first wait that try_acquire() returned to it.
         """
         self._check_tokens(tokens)
         if timeout is not None and (math.isnan(timeout) or timeout < 0):
@@ -250,7 +254,7 @@ class RateLimiter(MultiRateLimiter):
     def __init__(
         self, client: redis.Redis, key: str, rate: float, burst: int | None = None
     ) -> None:
-        """Validate the bucket; burst=None means default_burst(rate). Raises ValueError."""
+        """Validate the bucket. A burst of None means default_burst(rate). Raises ValueError."""
         super().__init__(client, [(key, rate, burst)])
 
     @property
@@ -289,17 +293,16 @@ def limiter_for(
     """Build the limiter for one provider and, optionally, one campaign.
 
     The provider bucket uses DELIVERY_RATE_LIMIT_PER_SECOND (0 or unset: no
-    limit) and DELIVERY_RATE_LIMIT_BURST (unset: default_burst). The campaign
+    limit) and DELIVERY_RATE_LIMIT_BURST (0 or unset: default_burst). The campaign
     bucket uses `campaign_rate` (None or 0: no limit) with default_burst.
-    Returns None when neither limit applies. Raises ValueError for a negative
-    rate, or for a campaign_rate without a campaign_id.
+    Returns None when neither limit applies. Raises ValueError for an invalid
+    rate or burst, or for a campaign_rate without a campaign_id.
     """
     limits: list[tuple[str, float, int | None]] = []
 
     provider_rate = float(getattr(settings, "DELIVERY_RATE_LIMIT_PER_SECOND", 0) or 0)
     if provider_rate != 0:
-        burst_setting = getattr(settings, "DELIVERY_RATE_LIMIT_BURST", None)
-        provider_burst = None if burst_setting is None else int(burst_setting)
+        provider_burst = getattr(settings, "DELIVERY_RATE_LIMIT_BURST", None) or None
         limits.append((provider_key(provider_name), provider_rate, provider_burst))
 
     if campaign_rate is not None and campaign_rate != 0:
