@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Recipient
+from tests.outcomes import set_outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def campaigns(make_campaign: MakeCampaign) -> dict[str, Campaign]:
     )
     assert autumn.start()
     turing, _dijkstra = autumn.recipients.order_by("id")
-    assert turing.mark_sent()
+    assert set_outcome(turing, Recipient.Status.SENT)
     return {"spring": spring, "autumn": autumn}
 
 

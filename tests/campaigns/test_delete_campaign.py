@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from campaigns.models import Campaign, Recipient
+from tests.outcomes import move_to_status
 
 pytestmark = pytest.mark.django_db
 
@@ -80,18 +81,19 @@ def test_dispatched_campaign_not_deleted(
     assert campaign.recipients.count() == 3
 
 
-def test_completed_campaign_not_deleted(client: Client, make_campaign: MakeCampaign) -> None:
+@pytest.mark.parametrize("status", ["paused", "completed", "cancelled"])
+def test_campaign_after_dispatch_not_deleted(
+    client: Client, make_campaign: MakeCampaign, status: str
+) -> None:
     campaign = make_campaign()
-    assert campaign.start()
-    for recipient in campaign.recipients.all():
-        recipient.mark_sent()
-    assert campaign.complete()
+    move_to_status(campaign, status)
 
     response = client.post(delete_url(campaign))
 
     assert response.status_code == 303
     assert response["Location"] == campaign.get_absolute_url()
     assert Campaign.objects.filter(pk=campaign.pk).exists()
+    assert campaign.recipients.count() == 3
 
 
 def test_delete_unknown_campaign_not_found(client: Client) -> None:

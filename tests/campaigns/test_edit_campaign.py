@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from campaigns.models import Campaign
 from tests.campaigns.campaign_form import existing_rows, field_html, form_data
+from tests.outcomes import move_to_status
 
 pytestmark = pytest.mark.django_db
 
@@ -17,18 +18,11 @@ MakeCampaign = Callable[..., Campaign]
 
 READ_ONLY_MESSAGE = "This campaign was already dispatched; it is read-only."
 
+DISPATCHED_STATUSES = ["processing", "paused", "completed", "cancelled"]
+
 
 def edit_url(campaign: Campaign) -> str:
     return reverse("campaigns:edit", args=[campaign.pk])
-
-
-def dispatch(campaign: Campaign, status: str) -> None:
-    """Move `campaign` to `status` through its transitions."""
-    assert campaign.start()
-    if status == Campaign.Status.COMPLETED:
-        for recipient in campaign.recipients.all():
-            recipient.mark_sent()
-        assert campaign.complete()
 
 
 def test_edit_page_shows_existing_rows(client: Client, make_campaign: MakeCampaign) -> None:
@@ -160,12 +154,12 @@ def test_duplicate_message_skips_deleted_rows(client: Client, make_campaign: Mak
     assert "Duplicate email: row 2 has it too." in field_html(html, "recipients-3-email")
 
 
-@pytest.mark.parametrize("status", [Campaign.Status.PROCESSING, Campaign.Status.COMPLETED])
+@pytest.mark.parametrize("status", DISPATCHED_STATUSES)
 def test_dispatched_edit_page_redirects(
     client: Client, make_campaign: MakeCampaign, status: str
 ) -> None:
     campaign = make_campaign()
-    dispatch(campaign, status)
+    move_to_status(campaign, status)
 
     response = client.get(edit_url(campaign), follow=True)
 
@@ -173,12 +167,12 @@ def test_dispatched_edit_page_redirects(
     assert READ_ONLY_MESSAGE in response.content.decode()
 
 
-@pytest.mark.parametrize("status", [Campaign.Status.PROCESSING, Campaign.Status.COMPLETED])
+@pytest.mark.parametrize("status", DISPATCHED_STATUSES)
 def test_dispatched_edit_post_changes_nothing(
     client: Client, make_campaign: MakeCampaign, status: str
 ) -> None:
     campaign = make_campaign()
-    dispatch(campaign, status)
+    move_to_status(campaign, status)
     before = list(campaign.recipients.values_list("id", "name", "email", "phone_number", "status"))
     rows = existing_rows(campaign)
     rows[0]["email"] = "changed@example.com"

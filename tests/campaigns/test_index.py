@@ -11,8 +11,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Recipient
 from campaigns.views import CAMPAIGNS_PER_PAGE
+from tests.outcomes import move_to_status, set_outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -130,8 +131,8 @@ def test_index_shows_counts_and_status(client: Client, make_campaign: MakeCampai
     busy = make_campaign(name="Busy")
     busy.start()
     first, second, _third = busy.recipients.order_by("id")
-    first.mark_sent()
-    second.mark_failed("Mailbox full")
+    set_outcome(first, Recipient.Status.SENT)
+    set_outcome(second, Recipient.Status.FAILED, "Mailbox full")
     fresh = make_campaign(name="Fresh", recipients=[{"email": "ada@example.com"}])
 
     html = client.get(INDEX_URL).content.decode()
@@ -146,6 +147,21 @@ def test_index_shows_counts_and_status(client: Client, make_campaign: MakeCampai
     assert 'data-status="pending">Pending<' in fresh_row
     assert f'href="{busy.get_absolute_url()}"' in busy_row
     assert ">Busy</a>" in busy_row
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [("paused", "Paused"), ("cancelled", "Cancelled"), ("completed", "Completed")],
+)
+def test_index_shows_later_statuses(
+    client: Client, make_campaign: MakeCampaign, status: str, label: str
+) -> None:
+    campaign = make_campaign()
+    move_to_status(campaign, status)
+
+    html = client.get(INDEX_URL).content.decode()
+
+    assert f'data-status="{status}">{label}<' in summary_row(html, campaign)
 
 
 def test_index_escapes_names(client: Client, make_campaign: MakeCampaign) -> None:

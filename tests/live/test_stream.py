@@ -6,14 +6,17 @@ import http.client
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import redis
+from django.utils import timezone
 
 from campaigns.models import Campaign, Recipient
 from live import broadcasts
 from live.views import RECONNECT_DELAY_MS
+from tests.outcomes import claim, set_outcome
 from tests.servers import wait_until
 
 # Seconds a read may block before the test fails. Every expected event is due well before.
@@ -184,7 +187,7 @@ def test_stream_relays_published_message(
     # nothing published on the channel can be missed.
     recipient = campaign.recipients.order_by("id").first()
     assert recipient is not None
-    assert recipient.mark_failed("mailbox full")
+    assert set_outcome(recipient, Recipient.Status.FAILED, "mailbox full")
     published = broadcasts.recipient_stream(recipient) + broadcasts.header_stream(campaign)
 
     broadcasts.publish(campaign.pk, published)
@@ -247,8 +250,8 @@ def test_stream_snapshot_shows_outcomes(
     app_server: str, open_stream: OpenStream, campaign: Campaign
 ) -> None:
     sent, failed, queued = campaign.recipients.order_by("id")
-    assert sent.mark_sent()
-    assert failed.mark_failed("number not reachable")
+    assert set_outcome(sent, Recipient.Status.SENT)
+    assert set_outcome(failed, Recipient.Status.FAILED, "number not reachable")
 
     stream = open_stream(app_server, stream_path(campaign))
     stream.next_block()
@@ -261,3 +264,48 @@ def test_stream_snapshot_shows_outcomes(
         (queued.dom_id, Recipient.Status.QUEUED),
     ]
     assert "number not reachable" in data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stream_snapshot_shows_paused_campaign(
+    app_server: str, open_stream: OpenStream, campaign: Campaign
+) -> None:
+    assert campaign.start()
+    in_flight, retrying, _queued = campaign.recipients.order_by("id")
+    assert claim(in_flight)
+    retry_at = timezone.now() + timedelta(minutes=5)
+    assert set_outcome(
+        retrying, Recipient.Status.QUEUED, "timed out", transient=True, retry_at=retry_at
+    )
+    assert campaign.pause("3 failures since the last resume (limit 3)")
+
+    stream = open_stream(app_server, stream_path(campaign))
+    stream.next_block()
+    data = event_data(stream.next_block())
+
+    # It should render the same header as the page: status, reason, Resume button.
+    assert 'data-campaign-status="paused"' in data
+    assert "Paused: 3 failures since the last resume (limit 3)" in data
+    assert ">Resume</button>" in data
+    assert ">Pause</button>" not in data
+    statuses = re.findall(r'<tr id="recipient_\d+" data-status="(\w+)"', data)
+    assert statuses == ["in_flight", "queued", "queued"]
+    assert data.count("data-retry-at") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stream_relays_refresh(
+    app_server: str, open_stream: OpenStream, campaign: Campaign
+) -> None:
+    stream = open_stream(app_server, stream_path(campaign))
+    stream.next_block()
+    stream.next_block()
+    assert campaign.cancel()
+
+    # After a cancel, one message replaces the header and requests a page refresh.
+    broadcasts.broadcast_refresh(campaign)
+    relayed = event_data(stream.next_event())
+
+    assert REPLACE_TARGET.findall(relayed) == [f"campaign_{campaign.pk}_header"]
+    assert 'data-campaign-status="cancelled"' in relayed
+    assert relayed.endswith('<turbo-stream action="refresh"></turbo-stream>')
