@@ -9,7 +9,6 @@ import pytest
 
 from campaigns.models import Campaign, Recipient
 from dispatch.engine import EngineSettings, run_campaign
-from tests.dispatch.fakes import RecordingProvider
 from live import broadcasts
 
 pytestmark = pytest.mark.django_db
