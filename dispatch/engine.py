@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 
 import redis
 from django.conf import settings
+from django.db import reset_queries
 from django.db.models import Min
 from django.utils import timezone
 
@@ -332,8 +333,12 @@ class _Loop:
             )
 
         broadcasts.broadcast_recipients(self.campaign_id, changed)
-        if final:
+        auto_pause = settings.AUTO_PAUSE_FAILURE_COUNT or settings.AUTO_PAUSE_FAILURE_RATE
+        if final and auto_pause:
             self._pause_if_failing(len(final), failed)
+        # With DEBUG on, Django keeps every query's SQL on the connection; a
+        # long loop would grow by a few hundred bytes per recipient.
+        reset_queries()
 
     def _pause_if_failing(self, processed: int, failed: int) -> None:
         campaign = Campaign(pk=self.campaign_id)

@@ -90,6 +90,17 @@ def publish(campaign_id: int, streams: str) -> None:
         logger.warning("campaign %s: live update not published: %s", campaign_id, exc)
 
 
+def has_viewers(campaign_id: int) -> bool:
+    """Whether any stream is subscribed to the campaign's channel (True if Redis fails,
+    so that the publish reports the error)."""
+    channel = channel_name(campaign_id)
+    try:
+        counts = _client(settings.REDIS_URL).pubsub_numsub(channel)
+    except redis.RedisError:
+        return True
+    return bool(counts and counts[0][1])
+
+
 def broadcast_campaign(campaign: Campaign) -> None:
     """Publish the campaign's header, for example after a status change."""
     publish(campaign.pk, header_stream(campaign))
@@ -121,7 +132,9 @@ def broadcast_recipients(campaign_id: int, recipients: list[Recipient]) -> None:
     every status change of the campaign publishes it through
     `broadcast_campaign`, so the final counts always arrive.
     """
-    if not recipients:
+    if not recipients or not has_viewers(campaign_id):
+        # Nobody is watching: rendering would be wasted, and a page opened
+        # later gets the current state in its stream's first snapshot.
         return
     streams = "".join(recipient_stream(r) for r in recipients)
     now = time.monotonic()
