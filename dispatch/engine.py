@@ -386,6 +386,11 @@ class _Loop:
             broadcasts.broadcast_campaign(campaign)
             logger.info("campaign %s: completed", self.campaign_id)
         else:
+            # The header is throttled while outcomes stream in, so the last
+            # flushes of a paused or cancelled campaign may have gone without
+            # one; publish the final counts of this loop.
+            campaign.refresh_from_db()
+            broadcasts.broadcast_campaign(campaign)
             schedule_next_retry(self.campaign_id)
         logger.info(
             "campaign %s: worker loop finished in %.1fs (delivered=%d sent=%d failed=%d "

@@ -36,9 +36,16 @@ def test_dispatch_updates_two_pages_live(
     settings: Settings,
     redis_client: redis.Redis,
 ) -> None:
-    # A short simulated delivery, so the header passes through intermediate percentages.
+    # Short simulated deliveries, one at a time in one worker loop, each
+    # written and published with the header on its own, so the header passes
+    # through intermediate percentages. The in-process worker reads these
+    # settings when it runs a task.
     settings.DELIVERY_DELAY_MIN_SECONDS = 0.05
     settings.DELIVERY_DELAY_MAX_SECONDS = 0.15
+    settings.DELIVERY_CONCURRENCY = 1
+    settings.DISPATCH_WORKERS_PER_CAMPAIGN = 1
+    settings.DISPATCH_FLUSH_SIZE = 1
+    settings.LIVE_HEADER_INTERVAL_SECONDS = 0
 
     record_header_updates(page)
     page.goto("/campaigns/new")
@@ -111,10 +118,21 @@ def test_dispatch_updates_two_pages_live(
         expect(header.locator("[data-count='sent']")).to_have_text("2")
         expect(header.locator("[data-count='failed']")).to_have_text("1")
         expect(header.locator("[data-count='queued']")).to_have_text("0")
+        expect(header.locator("[data-count='in_flight']")).to_have_text("0")
+        expect(header.locator("[data-count='cancelled']")).to_have_text("0")
         expect(viewer.get_by_role("button", name="Dispatch")).to_have_count(0)
         expect(viewer.get_by_role("link", name="Edit")).to_have_count(0)
 
         expect_no_page_load(viewer)
+
+    # It should load a recipient's attempts when its details are opened.
+    attempts = second_page.locator(f"#{bounce.dom_id} [data-attempts]")
+    attempts.locator("summary").click()
+    expect(attempts.locator("summary")).to_have_text("1 attempt")
+    attempt = attempts.locator("li[data-attempt-outcome='permanent_error']")
+    expect(attempt).to_contain_text("#1 Permanent error")
+    expect(attempt).to_contain_text("mailbox unavailable at fail.example.com (simulated)")
+    expect_no_page_load(second_page)
 
     # It should have shown the second page each step, from processing to completed.
     updates = header_updates(second_page)
