@@ -77,7 +77,7 @@ class BaseRecipientFormSet(BaseInlineFormSet):
     def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
         # A new row left completely blank is skipped rather than rejected,
         # wherever it sits; a campaign with no filled row fails validate_min.
-        # Saved rows are always cleaned, so the duplicate check sees them too.
+        # Saved rows are always cleaned, so the duplicate check includes them too.
         kwargs = super().get_form_kwargs(index)
         if index is None or index >= self.initial_form_count():
             kwargs["empty_permitted"] = True

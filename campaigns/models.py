@@ -150,8 +150,8 @@ class Campaign(models.Model):
         return self.status in (self.Status.PROCESSING, self.Status.PAUSED)
 
     # Transitions. Each runs one conditional UPDATE of the campaign row and
-    # returns True when this call made the change; the in-memory fields are
-    # refreshed from the database when it did.
+    # returns True when this call made the change. When it did, the in-memory
+    # fields are refreshed from the database.
 
     def start(self) -> bool:
         """Move `pending → processing`; refused for a campaign without recipients."""

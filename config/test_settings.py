@@ -21,5 +21,5 @@ os.environ.setdefault("DELIVERY_FAILURE_RATE", "0")
 from config.settings import *  # noqa: E402, F403
 
 # Browser tests load the built JS and CSS straight from static/, without
-# collectstatic, whatever DEBUG says.
+# collectstatic, whatever the value of DEBUG.
 WHITENOISE_USE_FINDERS = True

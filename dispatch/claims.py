@@ -46,7 +46,7 @@ def recipient_from_row(row: tuple[Any, ...]) -> Recipient:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claimed recipient, as the worker that claimed it sees it."""
+    """One claimed recipient, with the fields the claiming worker needs to deliver it."""
 
     recipient_id: int
     campaign_id: int
@@ -193,8 +193,8 @@ def record_outcomes(campaign_id: int, outcomes: list[Outcome]) -> list[Recipient
         )
 
         if any(r.status == Recipient.Status.QUEUED for r in changed):
-            # A retry was queued while the campaign may have been cancelled:
-            # cancel() only sees rows that were queued when it ran.
+            # A retry was queued while the campaign may have been cancelled, and
+            # cancel() only changes rows that were queued when it ran.
             cursor.execute(
                 f"""
                 UPDATE {RECIPIENTS} SET status = 'cancelled', processed_at = clock_timestamp(),

@@ -388,7 +388,7 @@ class _Loop:
         else:
             # The header is throttled while outcomes stream in, so the last
             # flushes of a paused or cancelled campaign may have gone without
-            # one; publish the final counts of this loop.
+            # one. Publish the counts as this loop leaves them.
             campaign.refresh_from_db()
             broadcasts.broadcast_campaign(campaign)
             schedule_next_retry(self.campaign_id)

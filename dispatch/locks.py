@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-# First key of every two-key advisory lock this app takes, so that its keys
-# cannot collide with advisory locks that other code on the database takes.
+# First key of every two-key advisory lock this app takes. Other code on the
+# same database avoids collisions as long as it does not use this value.
 ADVISORY_LOCK_NAMESPACE = 0x0CD1
 
 

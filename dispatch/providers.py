@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a provider needs to deliver one message."""
+    """The data a provider needs to deliver one message."""
 
     campaign_id: int
     recipient_id: int

@@ -1,6 +1,6 @@
 """Celery tasks. Each is a thin wrapper around a function that tests call directly.
 
-Messages carry only a campaign id and only wake workers; the database decides
+Messages carry only a campaign id and only wake workers. The database decides
 what each worker does, so a lost or duplicated message changes nothing that
 the sweep cannot repair.
 """
@@ -66,8 +66,8 @@ def dispatch_campaign_later(campaign_id: int) -> None:
 def wake_campaign_later(campaign_id: int, countdown: float = 0, workers: int | None = None) -> None:
     """Enqueue `workers` worker loops for the campaign (default DISPATCH_WORKERS_PER_CAMPAIGN).
 
-    The countdown is capped below the broker's visibility timeout, after which
-    Redis would deliver the message a second time; a later sweep or wake-up
+    The countdown is capped below the broker's visibility timeout, because Redis
+    delivers a message again after that timeout. A later sweep or wake-up
     covers what is still waiting then.
     """
     countdown = min(max(0.0, countdown), settings.DISPATCH_MAX_COUNTDOWN_SECONDS)

@@ -34,7 +34,7 @@ def _client(url: str) -> redis.Redis:
 
 
 def header_context(campaign: Campaign) -> dict[str, Any]:
-    """The template context of the progress header; costs one grouped count query."""
+    """Build the template context of the progress header; costs one grouped count query."""
     provider_class = import_string(settings.DELIVERY_PROVIDER)
     return {
         "campaign": campaign,
@@ -91,8 +91,10 @@ def publish(campaign_id: int, streams: str) -> None:
 
 
 def has_viewers(campaign_id: int) -> bool:
-    """Whether any stream is subscribed to the campaign's channel (True if Redis fails,
-    so that the publish reports the error)."""
+    """Return whether any stream is subscribed to the campaign's channel.
+
+    Returns True when Redis fails, so that the publish that follows logs the error.
+    """
     channel = channel_name(campaign_id)
     try:
         counts = _client(settings.REDIS_URL).pubsub_numsub(channel)
@@ -128,12 +130,12 @@ _header_published_at: dict[int, float] = {}
 def broadcast_recipients(campaign_id: int, recipients: list[Recipient]) -> None:
     """Publish the rows of `recipients` as one message, with the campaign's header.
 
-    The header is added at most every LIVE_HEADER_INTERVAL_SECONDS per process;
-    every status change of the campaign publishes it through
+    The header is added at most every LIVE_HEADER_INTERVAL_SECONDS per process.
+    Every status change of the campaign publishes it through
     `broadcast_campaign`, so the final counts always arrive.
     """
     if not recipients or not has_viewers(campaign_id):
-        # Nobody is watching: rendering would be wasted, and a page opened
+        # No stream is subscribed, so rendering would be wasted. A page opened
         # later gets the current state in its stream's first snapshot.
         return
     streams = "".join(recipient_stream(r) for r in recipients)

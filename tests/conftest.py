@@ -24,7 +24,7 @@ def redis_client() -> Iterator[redis.Redis]:
 def job_queue(redis_client: redis.Redis) -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """Return a function listing the Celery messages waiting in this run's queue.
 
-    The queue is emptied before and after the test, so each test sees only
+    The queue is emptied before and after the test, so each test lists only
     the jobs that it enqueued.
     """
     import json
