@@ -287,7 +287,10 @@ class Campaign(models.Model):
 class Recipient(models.Model):
     Status = RecipientStatus
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    # No index of its own: recipient_campaign_status starts with campaign_id.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False
+    )
     name = models.CharField(max_length=200, blank=True)
     email = models.CharField(max_length=254, blank=True)
     phone_number = models.CharField(max_length=32, blank=True)
@@ -312,11 +315,16 @@ class Recipient(models.Model):
         indexes = [
             # Progress counts by status.
             models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
-            # Claims: the next queued recipients of a campaign in id order.
+            # Claims: a campaign's queued recipients in claim order, first
+            # those never tried, then retries by due time. The primary key
+            # cannot give this order, so the planner cannot prefer it and
+            # scan past every recipient already processed.
             models.Index(
-                fields=["campaign", "id"],
+                F("campaign"),
+                F("next_attempt_at").asc(nulls_first=True),
+                F("id"),
                 condition=Q(status="queued"),
-                name="recipient_claimable",
+                name="recipient_claim_order",
             ),
             # The sweep: claims whose lease has expired.
             models.Index(
@@ -386,8 +394,9 @@ class DeliveryAttempt(models.Model):
         PERMANENT_ERROR = "permanent_error", "Permanent error"
         LEASE_EXPIRED = "lease_expired", "Lease expired"
 
+    # No index of its own: attempt_recipient_number starts with recipient_id.
     recipient = models.ForeignKey(
-        Recipient, on_delete=models.CASCADE, related_name="delivery_attempts"
+        Recipient, on_delete=models.CASCADE, related_name="delivery_attempts", db_index=False
     )
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="delivery_attempts"

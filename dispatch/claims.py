@@ -19,11 +19,14 @@ start of the transaction, which may be older than a retry time set since.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
 
@@ -40,8 +43,23 @@ ROW_FIELDS = [column.strip() for column in ROW_COLUMNS.split(",")]
 
 
 def recipient_from_row(row: tuple[Any, ...]) -> Recipient:
-    """Build an unsaved Recipient from a row of ROW_COLUMNS, for rendering."""
-    return Recipient(**dict(zip(ROW_FIELDS, row, strict=True)))
+    """Build a Recipient from a row of ROW_COLUMNS, for rendering."""
+    return Recipient.from_db(DEFAULT_DB_ALIAS, ROW_FIELDS, row)
+
+
+@contextmanager
+def binary_cursor() -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor on Django's connection that binds parameters on the server.
+
+    Django's own cursors bind parameters in the client, which turns every
+    element of a long array into quoted text. This cursor sends `%b`
+    parameters in binary, several times faster for the arrays of a flush.
+    It shares Django's connection and transaction, and raises Django's
+    database errors.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 @dataclass(frozen=True)
@@ -62,7 +80,11 @@ class Claim:
 
 
 def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim]:
-    """Claim up to `size` queued recipients that are due, in id order.
+    """Claim up to `size` queued recipients that are due: first those never tried,
+    in id order, then retries in the order they fell due.
+
+    The order matches the recipient_claim_order index, which holds only queued
+    rows; a scan in id order would walk past every recipient already processed.
 
     Claims nothing unless the campaign is processing. The campaign row is read
     FOR SHARE, so a pause or cancel waits for this statement, and every claim
@@ -90,7 +112,7 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
                     WHERE campaign_id = %(campaign)s
                       AND status = 'queued'
                       AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp())
-                    ORDER BY id
+                    ORDER BY next_attempt_at NULLS FIRST, id
                     LIMIT %(size)s
                       FOR UPDATE SKIP LOCKED)
             RETURNING r.id, r.attempts, r.attempt_base, r.claimed_at, r.name, r.email,
@@ -132,7 +154,7 @@ class Outcome:
 
 
 def record_outcomes(campaign_id: int, outcomes: list[Outcome]) -> list[Recipient]:
-    """Write outcomes and their attempts in one transaction; returns the changed rows.
+    """Write outcomes and their attempts in one statement; returns the changed rows.
 
     A row changes only if it is still in flight under the same claim token: a
     claim that expired and went to another worker keeps that worker's result.
@@ -140,57 +162,58 @@ def record_outcomes(campaign_id: int, outcomes: list[Outcome]) -> list[Recipient
     """
     if not outcomes:
         return []
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), binary_cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {RECIPIENTS} AS r
-               SET status = v.status,
-                   failure_reason = v.reason,
-                   last_error_transient = v.transient,
-                   provider_message_id = v.message_id,
-                   next_attempt_at = v.retry_at,
-                   processed_at = CASE WHEN v.status = 'queued' THEN NULL ELSE v.finished_at END,
-                   claim_token = NULL,
-                   claimed_at = NULL,
-                   lease_expires_at = NULL
-              FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::text[], %s::boolean[],
-                          %s::text[], %s::timestamptz[], %s::timestamptz[])
-                   AS v(id, token, status, reason, transient, message_id, retry_at, finished_at)
-             WHERE r.id = v.id AND r.status = 'in_flight' AND r.claim_token = v.token
-            RETURNING {", ".join("r." + field for field in ROW_FIELDS)}
+            WITH v AS (
+                SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::integer[], %b::text[],
+                                     %b::text[], %b::timestamptz[], %b::timestamptz[],
+                                     %b::text[], %b::text[], %b::boolean[], %b::timestamptz[])
+                       AS v(id, token, number, status, outcome, started_at, finished_at,
+                            message_id, error, transient, retry_at)
+            ),
+            changed AS (
+                UPDATE {RECIPIENTS} AS r
+                   SET status = v.status,
+                       failure_reason = CASE WHEN v.status = 'failed'
+                                             THEN left(v.error, 255) ELSE '' END,
+                       last_error_transient = v.transient,
+                       provider_message_id = v.message_id,
+                       next_attempt_at = v.retry_at,
+                       processed_at = CASE WHEN v.status = 'queued'
+                                           THEN NULL ELSE v.finished_at END,
+                       claim_token = NULL,
+                       claimed_at = NULL,
+                       lease_expires_at = NULL
+                  FROM v
+                 WHERE r.id = v.id AND r.status = 'in_flight' AND r.claim_token = v.token
+                RETURNING {", ".join("r." + field for field in ROW_FIELDS)}
+            ),
+            logged AS (
+                INSERT INTO {ATTEMPTS}
+                       (recipient_id, campaign_id, number, started_at, finished_at, outcome,
+                        provider_message_id, error)
+                SELECT id, %b, number, started_at, finished_at, outcome, message_id, error
+                  FROM v
+            )
+            SELECT * FROM changed
             """,
             [
                 [o.claim.recipient_id for o in outcomes],
                 [o.claim.token for o in outcomes],
+                [o.claim.attempt for o in outcomes],
                 [o.status for o in outcomes],
-                [o.error[:255] if o.status == "failed" else "" for o in outcomes],
-                [o.transient for o in outcomes],
-                [o.provider_message_id[:255] for o in outcomes],
-                [o.retry_at for o in outcomes],
+                [o.attempt_outcome for o in outcomes],
+                [o.started_at for o in outcomes],
                 [o.finished_at for o in outcomes],
+                [o.provider_message_id[:255] for o in outcomes],
+                [o.error[:500] for o in outcomes],
+                [o.transient for o in outcomes],
+                [o.retry_at for o in outcomes],
+                campaign_id,
             ],
         )
         changed = [recipient_from_row(row) for row in cursor.fetchall()]
-
-        cursor.execute(
-            f"""
-            INSERT INTO {ATTEMPTS}
-                   (recipient_id, campaign_id, number, started_at, finished_at, outcome,
-                    provider_message_id, error)
-            SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::timestamptz[],
-                                 %s::timestamptz[], %s::text[], %s::text[], %s::text[])
-            """,
-            [
-                [o.claim.recipient_id for o in outcomes],
-                [campaign_id] * len(outcomes),
-                [o.claim.attempt for o in outcomes],
-                [o.started_at for o in outcomes],
-                [o.finished_at for o in outcomes],
-                [o.attempt_outcome for o in outcomes],
-                [o.provider_message_id[:255] for o in outcomes],
-                [o.error[:500] for o in outcomes],
-            ],
-        )
 
         if any(r.status == Recipient.Status.QUEUED for r in changed):
             # A retry was queued while the campaign may have been cancelled, and
@@ -199,8 +222,8 @@ def record_outcomes(campaign_id: int, outcomes: list[Outcome]) -> list[Recipient
                 f"""
                 UPDATE {RECIPIENTS} SET status = 'cancelled', processed_at = clock_timestamp(),
                                         next_attempt_at = NULL
-                 WHERE campaign_id = %s AND status = 'queued'
-                   AND EXISTS (SELECT 1 FROM {CAMPAIGNS} WHERE id = %s AND status = 'cancelled')
+                 WHERE campaign_id = %b AND status = 'queued'
+                   AND EXISTS (SELECT 1 FROM {CAMPAIGNS} WHERE id = %b AND status = 'cancelled')
                 """,
                 [campaign_id, campaign_id],
             )

@@ -282,7 +282,7 @@ def test_campaign_status_index_exists() -> None:
 @pytest.mark.parametrize(
     ("name", "columns", "status"),
     [
-        ("recipient_claimable", ["campaign_id", "id"], "queued"),
+        ("recipient_claim_order", ["campaign_id", "next_attempt_at", "id"], "queued"),
         ("recipient_lease", ["lease_expires_at"], "in_flight"),
     ],
 )
