@@ -1,10 +1,30 @@
-"""Fake providers for tests: they stand in for the outside world, nothing else."""
+"""Fake providers for tests, which stand in for the outside world, and engine settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
+from dispatch.engine import EngineSettings
 from dispatch.providers import Delivery, PermanentDeliveryError, TransientDeliveryError
+
+# Small batches and quick flushes, so that a few recipients exercise several
+# claims and flushes; retries are due at once.
+TEST_ENGINE_SETTINGS = EngineSettings(
+    concurrency=4,
+    batch_size=2,
+    lease_seconds=60,
+    flush_interval=0.05,
+    flush_size=3,
+    max_attempts=3,
+    retry_base_seconds=0,
+    retry_max_seconds=0,
+)
+
+
+def engine_settings(**changes: float) -> EngineSettings:
+    """TEST_ENGINE_SETTINGS with some values changed."""
+    return dataclasses.replace(TEST_ENGINE_SETTINGS, **changes)
 
 
 class RecordingProvider:

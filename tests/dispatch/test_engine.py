@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
 from dispatch.claims import claim_batch
-from dispatch.engine import EngineSettings, retry_delay, run_campaign
-from tests.dispatch.fakes import RecordingProvider
+from dispatch.engine import retry_delay, run_campaign
+from tests.dispatch.fakes import TEST_ENGINE_SETTINGS, RecordingProvider, engine_settings
 
 pytestmark = pytest.mark.django_db
 
-FAST = EngineSettings(
-    concurrency=4,
-    batch_size=2,
-    lease_seconds=60,
-    flush_interval=0.05,
-    flush_size=3,
-    max_attempts=3,
-    retry_base_seconds=0,
-    retry_max_seconds=0,
-)
+FAST = TEST_ENGINE_SETTINGS
 
 
 def statuses(campaign: Campaign) -> dict[str, str]:
@@ -155,7 +144,7 @@ def test_retry_waits_for_backoff(make_campaign):
     campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
     campaign.start()
     provider = RecordingProvider(transient={"flaky@example.com": "rate limited"})
-    slow_retry = dataclasses.replace(FAST, retry_base_seconds=600, retry_max_seconds=600)
+    slow_retry = engine_settings(retry_base_seconds=600, retry_max_seconds=600)
 
     run_campaign(campaign.pk, provider, slow_retry)
 
@@ -259,7 +248,7 @@ def failing_campaign(make_campaign, count: int):
 def test_auto_pause_after_failure_count(make_campaign, settings):
     settings.AUTO_PAUSE_FAILURE_COUNT = 2
     campaign, provider = failing_campaign(make_campaign, 6)
-    one_at_a_time = dataclasses.replace(FAST, concurrency=1, batch_size=1, flush_size=1)
+    one_at_a_time = engine_settings(concurrency=1, batch_size=1, flush_size=1)
 
     run_campaign(campaign.pk, provider, one_at_a_time)
 
@@ -274,7 +263,7 @@ def test_auto_pause_after_failure_share(make_campaign, settings):
     settings.AUTO_PAUSE_FAILURE_RATE = 0.5
     settings.AUTO_PAUSE_MIN_PROCESSED = 4
     campaign, provider = failing_campaign(make_campaign, 8)
-    one_at_a_time = dataclasses.replace(FAST, concurrency=1, batch_size=1, flush_size=1)
+    one_at_a_time = engine_settings(concurrency=1, batch_size=1, flush_size=1)
 
     run_campaign(campaign.pk, provider, one_at_a_time)
 
@@ -286,7 +275,7 @@ def test_auto_pause_after_failure_share(make_campaign, settings):
 def test_resume_resets_failure_count(make_campaign, settings):
     settings.AUTO_PAUSE_FAILURE_COUNT = 2
     campaign, provider = failing_campaign(make_campaign, 3)
-    one_at_a_time = dataclasses.replace(FAST, concurrency=1, batch_size=1, flush_size=1)
+    one_at_a_time = engine_settings(concurrency=1, batch_size=1, flush_size=1)
     run_campaign(campaign.pk, provider, one_at_a_time)
     campaign.refresh_from_db()
     assert campaign.failed_since_resume == 2

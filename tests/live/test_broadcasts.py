@@ -8,21 +8,15 @@ import socket
 import pytest
 
 from campaigns.models import Campaign, Recipient
-from dispatch.engine import EngineSettings, run_campaign
+from dispatch.engine import run_campaign
 from live import broadcasts
+from tests.dispatch.fakes import engine_settings
 
 pytestmark = pytest.mark.django_db
 
 # One recipient per claim and per flush, so each outcome is its own message.
-ONE_BY_ONE = EngineSettings(
-    concurrency=1,
-    batch_size=1,
-    lease_seconds=60,
-    flush_interval=0.01,
-    flush_size=1,
-    max_attempts=1,
-    retry_base_seconds=0,
-    retry_max_seconds=0,
+ONE_BY_ONE = engine_settings(
+    concurrency=1, batch_size=1, flush_interval=0.01, flush_size=1, max_attempts=1
 )
 
 
