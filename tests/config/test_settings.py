@@ -8,6 +8,7 @@ DOTENV_PATH that names a missing file unless the test writes one.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,15 @@ def test_bad_dotenv_line_fails_with_line_number(tmp_path: Path) -> None:
     error = last_line(result.stderr)
     assert error.startswith("ValueError:")
     assert f"{dotenv}:3: expected KEY=value" in error
+
+
+def test_env_example_names_every_setting() -> None:
+    # Each variable that config/settings.py reads with an env_* helper must
+    # appear in .env.example, which the README calls the full list.
+    settings_source = (PROJECT_ROOT / "config" / "settings.py").read_text()
+    read = set(re.findall(r'env_[a-z]+\(\s*"([A-Z0-9_]+)"', settings_source))
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, flags=re.MULTILINE))
+
+    assert read, "no env_* calls found in config/settings.py"
+    assert sorted(read - listed) == []
