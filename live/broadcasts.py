@@ -34,11 +34,24 @@ def _client(url: str) -> redis.Redis:
 
 
 def header_context(campaign: Campaign) -> dict[str, Any]:
-    """Build the template context of the progress header; costs one grouped count query."""
+    """Build the template context of the progress header.
+
+    Costs one grouped count query, and one EXISTS query more for a completed
+    campaign with failures.
+    """
     provider_class = import_string(settings.DELIVERY_PROVIDER)
+    progress = campaign.progress()
+    # Retry failed queues again only failures from transient errors, so the
+    # button is shown only when there is one. The view checks again, for a stale page.
+    can_retry_failed = (
+        campaign.status == Campaign.Status.COMPLETED
+        and progress.failed > 0
+        and campaign.has_retryable_failures()
+    )
     return {
         "campaign": campaign,
-        "progress": campaign.progress(),
+        "progress": progress,
+        "can_retry_failed": can_retry_failed,
         "rate_limits": {
             "provider_name": getattr(provider_class, "name", provider_class.__name__),
             "provider": settings.DELIVERY_RATE_LIMIT_PER_SECOND,
