@@ -344,16 +344,22 @@ def test_page_summarizes_attempts(client: Client, make_campaign: MakeCampaign) -
         (
             12.5,
             2.25,
-            "Rate limit: 12.50 messages/s for the simulated provider (all campaigns); "
+            "Rate limit: 12.5 messages/s for the simulated provider (all campaigns); "
             "2.25 messages/s for this campaign.",
+        ),
+        (
+            12.0,
+            0.25,
+            "Rate limit: 12 messages/s for the simulated provider (all campaigns); "
+            "0.25 messages/s for this campaign.",
         ),
         (
             0.0,
             0.5,
-            "Rate limit: none for the simulated provider; 0.50 messages/s for this campaign.",
+            "Rate limit: none for the simulated provider; 0.5 messages/s for this campaign.",
         ),
     ],
-    ids=["none", "provider", "both", "campaign"],
+    ids=["none", "provider", "both", "both-whole", "campaign"],
 )
 def test_page_states_rate_limits(
     client: Client,
