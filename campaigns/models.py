@@ -144,6 +144,15 @@ class Campaign(models.Model):
             cancelled=counts.get(Recipient.Status.CANCELLED, 0),
         )
 
+    def has_retryable_failures(self) -> bool:
+        """Return whether any failed recipient's last error was transient.
+
+        Those are the recipients that `retry_failed` queues again.
+        """
+        return self.recipients.filter(
+            status=Recipient.Status.FAILED, last_error_transient=True
+        ).exists()
+
     @property
     def is_active(self) -> bool:
         """True while workers may still deliver: processing or paused."""

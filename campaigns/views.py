@@ -187,10 +187,15 @@ def pause(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def resume(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
+    completed = False
     with transaction.atomic():
         resumed = campaign.resume()
         if resumed:
-            transaction.on_commit(partial(wake_campaign_later, campaign.pk))
+            # With no recipient queued or in flight, the campaign completes
+            # here, and no worker loop is woken to find nothing to do.
+            completed = campaign.complete()
+            if not completed:
+                transaction.on_commit(partial(wake_campaign_later, campaign.pk))
             transaction.on_commit(partial(broadcast_campaign_later, campaign.pk))
     if not resumed:
         messages.error(
@@ -199,9 +204,8 @@ def resume(request: HttpRequest, pk: int) -> HttpResponse:
         return see_other(campaign.get_absolute_url())
 
     logger.info("campaign %s: resumed by an operator", pk)
-    if campaign.complete():
-        # Nothing was left to deliver.
-        broadcast_campaign_later(campaign.pk)
+    if completed:
+        logger.info("campaign %s: completed on resume because nothing was left to deliver", pk)
         messages.success(request, "Resumed; nothing was left to deliver, so it is completed.")
     else:
         messages.success(request, "Resumed. Delivery continues with the queued recipients.")

@@ -34,11 +34,24 @@ def _client(url: str) -> redis.Redis:
 
 
 def header_context(campaign: Campaign) -> dict[str, Any]:
-    """Build the template context of the progress header; costs one grouped count query."""
+    """Build the template context of the progress header.
+
+    Costs one grouped count query, and one EXISTS query more for a completed
+    campaign with failures.
+    """
     provider_class = import_string(settings.DELIVERY_PROVIDER)
+    progress = campaign.progress()
+    # Retry failed queues again only failures from transient errors, so the
+    # button is shown only when there is one. The view checks again, for a stale page.
+    can_retry_failed = (
+        campaign.status == Campaign.Status.COMPLETED
+        and progress.failed > 0
+        and campaign.has_retryable_failures()
+    )
     return {
         "campaign": campaign,
-        "progress": campaign.progress(),
+        "progress": progress,
+        "can_retry_failed": can_retry_failed,
         "rate_limits": {
             "provider_name": getattr(provider_class, "name", provider_class.__name__),
             "provider": settings.DELIVERY_RATE_LIMIT_PER_SECOND,
@@ -54,16 +67,28 @@ def render_recipient(recipient: Recipient) -> str:
     return render_to_string("campaigns/_recipient.html", {"recipient": recipient})
 
 
-def replace_stream(target: str, html: str) -> str:
-    """Wrap rendered HTML in a Turbo Stream that replaces the element with id `target`."""
+def replace_stream(target: str, html: str, *, morph: bool = False) -> str:
+    """Wrap rendered HTML in a Turbo Stream that replaces the element with id `target`.
+
+    With `morph`, Turbo 8 morphs the element into the new HTML instead of
+    swapping it out, so the elements that the new HTML still contains stay
+    the same DOM nodes.
+    """
+    method = ' method="morph"' if morph else ""
     return (
-        f'<turbo-stream action="replace" target="{escape(target)}">'
+        f'<turbo-stream action="replace"{method} target="{escape(target)}">'
         f"<template>{html}</template></turbo-stream>"
     )
 
 
 def header_stream(campaign: Campaign) -> str:
-    return replace_stream(f"{campaign.dom_id}_header", render_header(campaign))
+    """Render the campaign's header as a Turbo Stream for the snapshot and every broadcast.
+
+    The header is morphed rather than replaced because it arrives several
+    times a second during a dispatch. A replacement would discard the button
+    that an operator is pressing at that moment, and the click would be lost.
+    """
+    return replace_stream(f"{campaign.dom_id}_header", render_header(campaign), morph=True)
 
 
 def recipient_stream(recipient: Recipient) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from campaigns.models import Campaign, Recipient
+from live import broadcasts
 from tests.outcomes import claim, move_to_status, set_outcome
 
 pytestmark = pytest.mark.django_db
@@ -212,6 +213,27 @@ def test_page_offers_retry_after_failures(client: Client, make_campaign: MakeCam
     html = page(client, campaign)
 
     assert actions_shown(html, campaign) == {"retry_failed"}
+    # The header that broadcasts publish should offer it too.
+    assert actions_shown(broadcasts.render_header(campaign), campaign) == {"retry_failed"}
+
+
+def test_page_hides_retry_without_transient_failures(
+    client: Client, make_campaign: MakeCampaign
+) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    first, second, third = campaign.recipients.order_by("id")
+    assert set_outcome(first, Recipient.Status.FAILED, "mailbox unavailable")
+    assert set_outcome(second, Recipient.Status.FAILED, "number not reachable")
+    assert set_outcome(third, Recipient.Status.SENT)
+    assert campaign.complete()
+
+    html = page(client, campaign)
+
+    # Retry failed would queue nothing, because every failure was permanent.
+    assert header_count(html, "failed") == "2"
+    assert actions_shown(html, campaign) == set()
+    assert actions_shown(broadcasts.render_header(campaign), campaign) == set()
 
 
 def test_page_cancel_asks_for_confirmation(client: Client, make_campaign: MakeCampaign) -> None:
@@ -221,7 +243,7 @@ def test_page_cancel_asks_for_confirmation(client: Client, make_campaign: MakeCa
     html = page(client, campaign)
 
     cancel_url = reverse("campaigns:cancel", args=[campaign.pk])
-    form = re.search(rf'<form method="post" action="{cancel_url}"\s+([^>]*)>', html)
+    form = re.search(rf'<form [^>]*action="{cancel_url}"\s+([^>]*)>', html)
     assert form is not None
     assert 'data-turbo-confirm="Cancel this campaign? Queued recipients will not be sent."' in (
         form.group(1)
@@ -322,16 +344,22 @@ def test_page_summarizes_attempts(client: Client, make_campaign: MakeCampaign) -
         (
             12.5,
             2.25,
-            "Rate limit: 12.50 messages/s for the simulated provider (all campaigns); "
+            "Rate limit: 12.5 messages/s for the simulated provider (all campaigns); "
             "2.25 messages/s for this campaign.",
+        ),
+        (
+            12.0,
+            0.25,
+            "Rate limit: 12 messages/s for the simulated provider (all campaigns); "
+            "0.25 messages/s for this campaign.",
         ),
         (
             0.0,
             0.5,
-            "Rate limit: none for the simulated provider; 0.50 messages/s for this campaign.",
+            "Rate limit: none for the simulated provider; 0.5 messages/s for this campaign.",
         ),
     ],
-    ids=["none", "provider", "both", "campaign"],
+    ids=["none", "provider", "both", "both-whole", "campaign"],
 )
 def test_page_states_rate_limits(
     client: Client,

@@ -195,14 +195,15 @@ def test_resume_with_nothing_left_completes(
     assert flash_messages(response) == [
         ("success", "Resumed; nothing was left to deliver, so it is completed.")
     ]
-    # It should publish the completed header; the woken loops find nothing to do.
-    broadcast = ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False}")
-    assert broadcast in jobs_summary(job_queue())
+    # It should publish the completed header once and wake no worker loop.
+    assert jobs_summary(job_queue()) == [
+        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False}")
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_resume_waits_for_in_flight(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, settings: Settings
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PROCESSING)
@@ -219,6 +220,10 @@ def test_resume_waits_for_in_flight(
     assert flash_messages(response) == [
         ("success", "Resumed. Delivery continues with the queued recipients.")
     ]
+    # It should wake worker loops, which finish the campaign once the claim is recorded.
+    tasks = [task for task, _, _ in jobs_summary(job_queue())]
+    assert tasks.count("dispatch.process_campaign") == settings.DISPATCH_WORKERS_PER_CAMPAIGN
+    assert tasks.count("live.broadcast_campaign") == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -26,20 +26,28 @@ def dispatch_campaign(campaign_id: int, provider=None) -> None:
     run_campaign(campaign_id, provider or get_provider(), ONE_BY_ONE)
 
 
+# A replace stream: the header is morphed into the page, a row is swapped out.
 STREAM = re.compile(
-    r'<turbo-stream action="replace" target="([^"]+)"><template>(.*?)</template>', re.S
+    r'<turbo-stream action="replace"(?: method="(morph)")? target="([^"]+)">'
+    r"<template>(.*?)</template>",
+    re.S,
 )
 
 
+def streams(message: str) -> list[tuple[str, str, str]]:
+    """The (method, target, html) of each replace stream in `message`; method is "" or "morph"."""
+    return STREAM.findall(message)
+
+
 def targets(message: str) -> list[str]:
-    return [target for target, _ in STREAM.findall(message)]
+    return [target for _, target, _ in streams(message)]
 
 
 def rows_in(messages: list[str]) -> dict[str, str]:
     """The last HTML published for each recipient row, by row id."""
     rows: dict[str, str] = {}
     for message in messages:
-        for target, html in STREAM.findall(message):
+        for _, target, html in streams(message):
             if target.startswith("recipient_"):
                 rows[target] = html
     return rows
@@ -122,11 +130,11 @@ def test_header_broadcast_counts_progress(make_campaign, listen, settings):
     dispatch_campaign(campaign.pk)
 
     messages = listener.messages()
-    first_row_header = STREAM.findall(messages[0])[1][1]
+    first_row_header = streams(messages[0])[1][2]
     assert '<dd data-count="sent" class="text-emerald-700">1</dd>' in first_row_header
     assert 'value="1" max="2"' in first_row_header
     assert "50%" in first_row_header
-    final_header = STREAM.findall(messages[-1])[0][1]
+    final_header = streams(messages[-1])[0][2]
     assert "100%" in final_header
     # The Dispatch button is gone once the campaign is no longer pending.
     assert "/dispatch" not in final_header
@@ -158,6 +166,34 @@ def test_snapshot_has_header_and_every_row(make_campaign):
         f"recipient_{pk}" for pk in campaign.recipients.order_by("id").values_list("id", flat=True)
     ]
     assert targets(snapshot) == expected
+
+
+def test_every_header_stream_morphs(make_campaign, listen, settings):
+    settings.LIVE_HEADER_INTERVAL_SECONDS = 0
+    campaign = make_campaign()
+    recipient = campaign.recipients.order_by("id").first()
+    listener = listen(campaign)
+    header = f"campaign_{campaign.pk}_header"
+
+    broadcasts.broadcast_campaign(campaign)
+    broadcasts.broadcast_refresh(campaign)
+    broadcasts.broadcast_recipients(campaign.pk, [recipient])
+    published = listener.messages()
+    assert len(published) == 3
+    sources = {
+        "broadcast_campaign": published[0],
+        "broadcast_refresh": published[1],
+        "broadcast_recipients": published[2],
+        "snapshot": broadcasts.snapshot(campaign),
+    }
+
+    # It should morph the header, so that a button pressed during an update
+    # stays in the page, and replace the rows.
+    for source, message in sources.items():
+        methods = {target: method for method, target, _ in streams(message)}
+        assert methods.get(header) == "morph", f"{source}: header stream {methods}"
+        rows = {target: method for target, method in methods.items() if target != header}
+        assert all(method == "" for method in rows.values()), f"{source}: row streams {rows}"
 
 
 def free_port() -> int:

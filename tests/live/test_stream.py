@@ -22,7 +22,8 @@ from tests.servers import wait_until
 # Seconds a read may block before the test fails. Every expected event is due well before.
 READ_TIMEOUT_SECONDS = 5.0
 
-REPLACE_TARGET = re.compile(r'<turbo-stream action="replace" target="([^"]+)">')
+# The (method, target) of a replace stream; the method is "morph" for the header, "" for rows.
+REPLACE_STREAM = re.compile(r'<turbo-stream action="replace"(?: method="(\w+)")? target="([^"]+)">')
 
 
 class EventStream:
@@ -149,14 +150,15 @@ def test_stream_starts_with_retry_and_snapshot(
     # It should first tell the browser how long to wait before reconnecting.
     assert stream.next_block() == [f"retry: {RECONNECT_DELAY_MS}"]
 
-    # It should then send one event that replaces the header and every row, in id order.
+    # It should then send one event that morphs the header and replaces every
+    # row, in id order.
     snapshot = stream.next_block()
     assert len(snapshot) > 1, "expected a multi-line event, so the data: prefixing is exercised"
     data = event_data(snapshot)
     recipient_ids = list(campaign.recipients.order_by("id").values_list("id", flat=True))
-    expected_targets = [f"campaign_{campaign.pk}_header"]
-    expected_targets += [f"recipient_{pk}" for pk in recipient_ids]
-    assert REPLACE_TARGET.findall(data) == expected_targets
+    expected_streams = [("morph", f"campaign_{campaign.pk}_header")]
+    expected_streams += [("", f"recipient_{pk}") for pk in recipient_ids]
+    assert REPLACE_STREAM.findall(data) == expected_streams
     assert 'data-status="queued"' in data
     assert 'data-campaign-status="pending"' in data
 
@@ -194,7 +196,10 @@ def test_stream_relays_published_message(
     relayed = event_data(stream.next_event())
 
     assert relayed == published
-    assert REPLACE_TARGET.findall(relayed) == [recipient.dom_id, f"campaign_{campaign.pk}_header"]
+    assert REPLACE_STREAM.findall(relayed) == [
+        ("", recipient.dom_id),
+        ("morph", f"campaign_{campaign.pk}_header"),
+    ]
     assert "mailbox full" in relayed
 
 
@@ -302,10 +307,10 @@ def test_stream_relays_refresh(
     stream.next_block()
     assert campaign.cancel()
 
-    # After a cancel, one message replaces the header and requests a page refresh.
+    # After a cancel, one message morphs the header and requests a page refresh.
     broadcasts.broadcast_refresh(campaign)
     relayed = event_data(stream.next_event())
 
-    assert REPLACE_TARGET.findall(relayed) == [f"campaign_{campaign.pk}_header"]
+    assert REPLACE_STREAM.findall(relayed) == [("morph", f"campaign_{campaign.pk}_header")]
     assert 'data-campaign-status="cancelled"' in relayed
     assert relayed.endswith('<turbo-stream action="refresh"></turbo-stream>')
