@@ -742,8 +742,8 @@ class WorkerSet:
         self.label = label
         self.loops = settings.DISPATCH_WORKERS_PER_CAMPAIGN
         # Each worker loop occupies a Celery thread for the whole campaign, and
-        # with a prefetch multiplier of 1 a worker reserves no more messages
-        # than it has threads, so this splits a campaign's loops evenly.
+        # a worker fetches a message only when a thread is free
+        # (CELERY_WORKER_DISABLE_PREFETCH), so this splits a campaign's loops evenly.
         self.threads = math.ceil(self.loops / WORKER_PROCESSES)
         self.overrides = overrides
         self.log_dir = log_dir

@@ -138,6 +138,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker fetches a message only when one of its threads is free, and a task
+# acknowledges its message when it starts. So a worker that waits for new
+# messages has no unacknowledged one, except between fetching a message and
+# starting it. kombu 5.7.0 fails to restore an unacknowledged message when the
+# connection to Redis breaks while the worker waits, and the worker exits with
+# "AttributeError: 'NoneType' object has no attribute 'hostname'"
+# (tests/faults/test_redis_restart.py). The setting also keeps a busy worker
+# from reserving messages that an idle worker could run. Celery 5.6.3 and
+# 5.7.0 have it, for the Redis broker only.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Delivery provider: a dotted path to a class with the interface in

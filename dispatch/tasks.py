@@ -26,9 +26,13 @@ def start_campaign_task(campaign_id: int) -> None:
     start_campaign(campaign_id)
 
 
-# acks_late: a worker that dies mid-loop leaves its message to be delivered
-# again. That is safe because a loop only claims queued recipients.
-@shared_task(name="dispatch.process_campaign", acks_late=True, ignore_result=True)
+# The message is acknowledged when the loop starts, not when it ends. A loop
+# that dies leaves claims whose leases expire, and the sweep queues them
+# again and wakes the campaign, so a second delivery of the message would add
+# nothing. While unacknowledged, it would be delivered again after the broker's
+# visibility timeout, and kombu 5.7.0 crashes a worker that has one when
+# Redis restarts (see CELERY_WORKER_DISABLE_PREFETCH in config/settings.py).
+@shared_task(name="dispatch.process_campaign", ignore_result=True)
 def process_campaign_task(campaign_id: int) -> None:
     run_campaign(campaign_id)
 

@@ -25,7 +25,11 @@ from tests.faults.conftest import (
     enqueue_start,
     needs_redis_server,
 )
-from tests.faults.providers import TRANSIENT_EVERY_VARIABLE
+from tests.faults.providers import (
+    DELAY_MAX_VARIABLE,
+    DELAY_MIN_VARIABLE,
+    TRANSIENT_EVERY_VARIABLE,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), needs_redis_server]
 
@@ -51,6 +55,12 @@ WAKEUP_RETRY_SECONDS = 8
 DELAYED_TASK_TIMEOUT_SECONDS = 10.0
 # A worker retries its broker connection every 2 s at first.
 RECONNECT_TIMEOUT_SECONDS = 20.0
+
+# The campaign of the running-loop test: one loop delivers two messages at a
+# time, 0.5 s each, so it runs for about 15 s, and its worker has a second,
+# idle thread that keeps polling the broker.
+LOOP_RECIPIENTS = 60
+LOOP_RESTART_AFTER_PROCESSED = 4
 
 
 def private_broker(private_redis: PrivateRedisServer) -> dict[str, str]:
@@ -218,3 +228,62 @@ def test_worker_survives_restart_with_delayed_task(private_redis, dispatch_clust
         f"the worker exited with code {worker.process.returncode} after the restart:\n"
         f"{worker.log_tail()}"
     )
+
+
+def test_worker_survives_restart_during_loop(
+    create_campaign, private_redis, dispatch_cluster, delivery_records
+):
+    cluster = dispatch_cluster(
+        workers=1,
+        beat=False,
+        environment={
+            **private_broker(private_redis),
+            "DISPATCH_WORKERS_PER_CAMPAIGN": "1",
+            "DELIVERY_CONCURRENCY": "2",
+            DELAY_MIN_VARIABLE: "0.5",
+            DELAY_MAX_VARIABLE: "0.5",
+        },
+    )
+    [worker] = cluster.workers
+    campaign = create_campaign(LOOP_RECIPIENTS)
+    cluster.wait_until_ready()
+    assert campaign.start()
+    enqueue_start(campaign.pk, private_redis.url)
+    wait_for(
+        lambda: campaign.progress().processed >= LOOP_RESTART_AFTER_PROCESSED,
+        START_TIMEOUT_SECONDS,
+        lambda: f"the loop did not start delivering: {campaign.progress()}",
+        cluster,
+    )
+
+    restart(private_redis, cluster)
+    wait_for(
+        lambda: not worker.is_running() or cluster.count_in_logs("Connected to redis") > 1,
+        RECONNECT_TIMEOUT_SECONDS,
+        lambda: "the worker neither exited nor reconnected after the restart",
+    )
+    loop_finished_before_reconnect = cluster.count_in_logs(
+        f"campaign {campaign.pk}: worker loop finished"
+    )
+
+    # The worker should stay up, with its loop still running at the reconnect.
+    assert worker.is_running(), (
+        f"the worker exited with code {worker.process.returncode} after the restart:\n"
+        f"{worker.log_tail()}"
+    )
+    assert loop_finished_before_reconnect == 0
+
+    wait_for(
+        lambda: campaign_status(campaign) == Campaign.Status.COMPLETED,
+        FINISH_TIMEOUT_SECONDS,
+        lambda: f"the campaign did not complete after the restart: {campaign.progress()}",
+        cluster,
+    )
+
+    # The one loop should have delivered every recipient exactly once.
+    assert cluster.count_in_logs(f"campaign {campaign.pk}: worker loop started") == 1
+    statuses = Counter(campaign.recipients.values_list("status", flat=True))
+    assert statuses == {Recipient.Status.SENT: LOOP_RECIPIENTS}
+    counts = delivery_records.counts(campaign.pk)
+    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
+    assert {pk: count for pk, count in counts.items() if count != 1} == {}
