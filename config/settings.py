@@ -176,6 +176,10 @@ DISPATCH_WORKERS_PER_CAMPAIGN = env_int("DISPATCH_WORKERS_PER_CAMPAIGN", 4)
 # every third of this. After a worker dies, its claims return to the queue
 # within this plus DISPATCH_SWEEP_INTERVAL_SECONDS.
 DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 60.0)
+# Seconds between sweeps. The sweep also wakes campaigns whose retries have
+# fallen due, so a retry starts at most about this long after its time when
+# a worker thread is free. A loop with nothing due waits for the next retry,
+# instead of exiting, when that retry is due within this long.
 DISPATCH_SWEEP_INTERVAL_SECONDS = env_float("DISPATCH_SWEEP_INTERVAL_SECONDS", 15.0)
 # Outcomes are written in bulk every this many seconds or outcomes.
 DISPATCH_FLUSH_INTERVAL_SECONDS = env_float("DISPATCH_FLUSH_INTERVAL_SECONDS", 0.2)
@@ -197,9 +201,10 @@ AUTO_PAUSE_FAILURE_RATE = env_float("AUTO_PAUSE_FAILURE_RATE", 0.0)
 AUTO_PAUSE_MIN_PROCESSED = env_int("AUTO_PAUSE_MIN_PROCESSED", 100)
 
 # Redis delivers a task again when a worker has not acknowledged it within
-# the visibility timeout, so countdowns stay well below it.
+# the visibility timeout. Tasks acknowledge their message as they start and
+# none is delayed (no countdown or ETA), so only a worker that dies between
+# fetching and starting a task leaves a message for this.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-DISPATCH_MAX_COUNTDOWN_SECONDS = 600.0
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "dispatch.sweep", "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS},
 }

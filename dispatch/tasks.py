@@ -67,13 +67,11 @@ def dispatch_campaign_later(campaign_id: int) -> None:
     start_campaign_task.delay(campaign_id)
 
 
-def wake_campaign_later(campaign_id: int, countdown: float = 0, workers: int | None = None) -> None:
+def wake_campaign_later(campaign_id: int, workers: int | None = None) -> None:
     """Enqueue `workers` worker loops for the campaign (default DISPATCH_WORKERS_PER_CAMPAIGN).
 
-    The countdown is capped below the broker's visibility timeout, because Redis
-    delivers a message again after that timeout. A later sweep or wake-up
-    covers what is still waiting then.
+    The messages are due at once. Retries that fall due later are left to the
+    sweep, which wakes the campaign then.
     """
-    countdown = min(max(0.0, countdown), settings.DISPATCH_MAX_COUNTDOWN_SECONDS)
     for _ in range(workers or settings.DISPATCH_WORKERS_PER_CAMPAIGN):
-        process_campaign_task.apply_async((campaign_id,), countdown=countdown)
+        process_campaign_task.delay(campaign_id)

@@ -23,6 +23,7 @@ ONE_BY_ONE = EngineSettings(
     max_attempts=1,
     retry_base_seconds=0,
     retry_max_seconds=0,
+    retry_wait_seconds=0,
 )
 
 
