@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from config.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
 
@@ -133,7 +134,23 @@ LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.
 LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Queues: worker loops (dispatch.process_campaign) and live updates go to the
+# default queue. The short control tasks, dispatch.start_campaign and
+# dispatch.sweep, go to a queue of their own, so that a worker that consumes
+# only that queue runs them while loops occupy every thread of the others.
+# A worker started without -Q consumes both.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dispatch")
+DISPATCH_CONTROL_QUEUE = env_str("DISPATCH_CONTROL_QUEUE", "dispatch-control")
+# Each queue gets a direct exchange and a routing key of its own name, as
+# Celery gives its default queue when CELERY_TASK_QUEUES is unset.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, DISPATCH_CONTROL_QUEUE)
+]
+CELERY_TASK_ROUTES = {
+    "dispatch.start_campaign": {"queue": DISPATCH_CONTROL_QUEUE},
+    "dispatch.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
@@ -205,8 +222,15 @@ AUTO_PAUSE_MIN_PROCESSED = env_int("AUTO_PAUSE_MIN_PROCESSED", 100)
 # none is delayed (no countdown or ETA), so only a worker that dies between
 # fetching and starting a task leaves a message for this.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A sweep that no worker has started within one interval is discarded,
+# because the next one is sent by then. So sweeps do not pile up while
+# workers are busy.
 CELERY_BEAT_SCHEDULE = {
-    "sweep": {"task": "dispatch.sweep", "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS},
+    "sweep": {
+        "task": "dispatch.sweep",
+        "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": DISPATCH_SWEEP_INTERVAL_SECONDS},
+    },
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
