@@ -19,7 +19,7 @@ It prints five figures, each with its parameters, then a summary table
    then 1,000,000 recipients.
 
 The script creates its campaigns in the database that DATABASE_URL names and
-deletes them before it exits. It starts its own Celery workers on a queue and
+deletes them before it exits. It starts its own Celery workers on queues and
 a pub/sub channel prefix of its own, so workers of `bin/dev` on the same
 Redis server neither take its jobs nor receive its live updates. It refuses
 PostgreSQL and Redis servers that are not on loopback.
@@ -56,6 +56,7 @@ RUN_ID = str(os.getpid())
 # Queue, channel prefix and campaign names of this run; the process id keeps
 # two runs on one Redis server or database apart.
 BENCH_QUEUE = f"dispatch-bench-{RUN_ID}"
+BENCH_CONTROL_QUEUE = f"dispatch-bench-control-{RUN_ID}"
 BENCH_CHANNEL_PREFIX = f"dispatch-bench-{RUN_ID}"
 CAMPAIGN_NAME_PREFIX = "dispatch_bench:"
 SCRATCH_TABLE = "bench_recipients"
@@ -109,6 +110,7 @@ FULL_MEMORY_SIZES = (100_000, 1_000_000)
 # limit or automatic pause of the developer's .env changes what is measured.
 COMMON_OVERRIDES = {
     "CELERY_TASK_DEFAULT_QUEUE": BENCH_QUEUE,
+    "DISPATCH_CONTROL_QUEUE": BENCH_CONTROL_QUEUE,
     "LIVE_UPDATES_CHANNEL_PREFIX": BENCH_CHANNEL_PREFIX,
     "DELIVERY_PROVIDER": "dispatch.providers.SimulatedProvider",
     "DELIVERY_DELAY_MIN_SECONDS": "0",
@@ -776,8 +778,8 @@ class WorkerSet:
         self.label = label
         self.loops = settings.DISPATCH_WORKERS_PER_CAMPAIGN
         # Each worker loop occupies a Celery thread for the whole campaign, and
-        # with a prefetch multiplier of 1 a worker reserves no more messages
-        # than it has threads, so this splits a campaign's loops evenly.
+        # a worker fetches a message only when a thread is free
+        # (CELERY_WORKER_DISABLE_PREFETCH), so this splits a campaign's loops evenly.
         self.threads = math.ceil(self.loops / WORKER_PROCESSES)
         self.overrides = overrides
         self.log_dir = log_dir
@@ -797,7 +799,8 @@ class WorkerSet:
             log_path = self.log_dir / f"{self.label}-worker{index + 1}.log"
             command = [
                 sys.executable, "-m", "celery", "-A", "config", "worker",
-                "--pool=threads", f"--concurrency={self.threads}", "-Q", BENCH_QUEUE,
+                "--pool=threads", f"--concurrency={self.threads}",
+                "-Q", f"{BENCH_QUEUE},{BENCH_CONTROL_QUEUE}",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
                 "--loglevel=INFO", "-n", f"bench{index + 1}-{RUN_ID}@%h",
             ]  # fmt: skip
@@ -1154,18 +1157,20 @@ def figure_memory(run: Run, registry: CampaignRegistry, log_dir: Path) -> None:
 
 
 def delete_broker_keys() -> None:
-    """Remove the Redis keys that the bench queue leaves behind."""
+    """Remove the Redis keys that the bench queues leave behind."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     try:
-        # The queue's list, and the binding tables that kombu keeps per
-        # exchange (Celery names the default exchange after the queue).
+        # Each queue's list, and the binding tables that kombu keeps per
+        # exchange (config/settings.py names each exchange after its queue).
         client.delete(
-            BENCH_QUEUE,
-            f"_kombu.binding.{BENCH_QUEUE}",
-            f"_kombu.binding_permanent.{BENCH_QUEUE}",
+            *(
+                key
+                for queue in (BENCH_QUEUE, BENCH_CONTROL_QUEUE)
+                for key in (queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+            )
         )
     except redis.RedisError as exc:
-        say(f"Could not delete the bench queue's Redis keys ({exc}); they are harmless.")
+        say(f"Could not delete the bench queues' Redis keys ({exc}); they are harmless.")
     finally:
         client.close()
 

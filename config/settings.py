@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from config.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
 
@@ -133,11 +134,37 @@ LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.
 LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Queues: worker loops (dispatch.process_campaign) and live updates go to the
+# default queue. The short control tasks, dispatch.start_campaign and
+# dispatch.sweep, go to a queue of their own, so that a worker that consumes
+# only that queue runs them while loops occupy every thread of the others.
+# A worker started without -Q consumes both.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dispatch")
+DISPATCH_CONTROL_QUEUE = env_str("DISPATCH_CONTROL_QUEUE", "dispatch-control")
+# Each queue gets a direct exchange and a routing key of its own name, as
+# Celery gives its default queue when CELERY_TASK_QUEUES is unset.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, DISPATCH_CONTROL_QUEUE)
+]
+CELERY_TASK_ROUTES = {
+    "dispatch.start_campaign": {"queue": DISPATCH_CONTROL_QUEUE},
+    "dispatch.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker fetches a message only when one of its threads is free, and a task
+# acknowledges its message when it starts. So a worker that waits for new
+# messages has no unacknowledged one, except between fetching a message and
+# starting it. kombu 5.7.0 fails to restore an unacknowledged message when the
+# connection to Redis breaks while the worker waits, and the worker exits with
+# "AttributeError: 'NoneType' object has no attribute 'hostname'"
+# (tests/faults/test_redis_restart.py). The setting also keeps a busy worker
+# from reserving messages that an idle worker could run. Celery 5.6.3 and
+# 5.7.0 have it, for the Redis broker only.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Delivery provider: a dotted path to a class with the interface in
@@ -166,6 +193,10 @@ DISPATCH_WORKERS_PER_CAMPAIGN = env_int("DISPATCH_WORKERS_PER_CAMPAIGN", 4)
 # every third of this. After a worker dies, its claims return to the queue
 # within this plus DISPATCH_SWEEP_INTERVAL_SECONDS.
 DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 60.0)
+# Seconds between sweeps. The sweep also wakes campaigns whose retries have
+# fallen due, so a retry starts at most about this long after its time when
+# a worker thread is free. A loop with nothing due waits for the next retry,
+# instead of exiting, when that retry is due within this long.
 DISPATCH_SWEEP_INTERVAL_SECONDS = env_float("DISPATCH_SWEEP_INTERVAL_SECONDS", 15.0)
 # Outcomes are written in bulk every this many seconds or outcomes.
 DISPATCH_FLUSH_INTERVAL_SECONDS = env_float("DISPATCH_FLUSH_INTERVAL_SECONDS", 0.2)
@@ -187,11 +218,19 @@ AUTO_PAUSE_FAILURE_RATE = env_float("AUTO_PAUSE_FAILURE_RATE", 0.0)
 AUTO_PAUSE_MIN_PROCESSED = env_int("AUTO_PAUSE_MIN_PROCESSED", 100)
 
 # Redis delivers a task again when a worker has not acknowledged it within
-# the visibility timeout, so countdowns stay well below it.
+# the visibility timeout. Tasks acknowledge their message as they start and
+# none is delayed (no countdown or ETA), so only a worker that dies between
+# fetching and starting a task leaves a message for this.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-DISPATCH_MAX_COUNTDOWN_SECONDS = 600.0
+# A sweep that no worker has started within one interval is discarded,
+# because the next one is sent by then. So sweeps do not pile up while
+# workers are busy.
 CELERY_BEAT_SCHEDULE = {
-    "sweep": {"task": "dispatch.sweep", "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS},
+    "sweep": {
+        "task": "dispatch.sweep",
+        "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": DISPATCH_SWEEP_INTERVAL_SECONDS},
+    },
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

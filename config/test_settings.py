@@ -7,13 +7,14 @@ that the tests start (uvicorn for browser tests) inherit the same values.
 import os
 import uuid
 
-# One id per test run keeps this run's Redis channels and queue apart from a
+# One id per test run keeps this run's Redis channels and queues apart from a
 # developer's running app and from other test runs on the same Redis.
 RUN_ID = os.environ.setdefault("TEST_RUN_ID", uuid.uuid4().hex[:12])
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("LIVE_UPDATES_CHANNEL_PREFIX", f"test-{RUN_ID}")
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"test-dispatch-{RUN_ID}")
+os.environ.setdefault("DISPATCH_CONTROL_QUEUE", f"test-dispatch-control-{RUN_ID}")
 os.environ.setdefault("DELIVERY_DELAY_MIN_SECONDS", "0")
 os.environ.setdefault("DELIVERY_DELAY_MAX_SECONDS", "0")
 os.environ.setdefault("DELIVERY_FAILURE_RATE", "0")

@@ -138,6 +138,30 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
     ]
 
 
+def seconds_until_next_attempt(campaign_id: int) -> float | None:
+    """Return the seconds until the campaign's next queued recipient is due.
+
+    The result is 0 or less when one is due already (never tried, requeued, or
+    a retry whose time has passed), and None when no recipient is queued. It
+    is measured by the database's clock, which claim_batch compares with, so a
+    worker whose own clock is off neither claims too early nor waits too long.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH now AS (SELECT clock_timestamp() AS at)
+            SELECT EXTRACT(EPOCH FROM min(coalesce(r.next_attempt_at, now.at) - now.at))
+              FROM {RECIPIENTS} AS r, now
+             WHERE r.campaign_id = %s AND r.status = 'queued'
+            """,
+            [campaign_id],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return float(row[0])
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The result of one delivery, ready to be written."""

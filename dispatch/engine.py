@@ -13,12 +13,16 @@ can work on one campaign at once. Each loop:
 4. checks the campaign's status a few times a second and, once it is no longer
    processing (paused, cancelled), stops claiming and releases the claims it
    has not started;
-5. when nothing is left to claim, completes the campaign (one conditional
-   UPDATE: exactly one loop wins), or schedules a wake-up for the earliest
-   retry.
+5. when nothing is due, waits for the campaign's earliest retry if it is due
+   within `retry_wait_seconds` (the sweep interval), and otherwise completes
+   the campaign (one conditional UPDATE: exactly one loop wins) or leaves
+   its later retries to the sweep, which wakes the campaign once one is due.
 
 Queue messages only wake loops: a lost message is repaired by the sweep, and
-a duplicate starts a loop that finds nothing to claim or shares the work.
+a duplicate starts a loop that finds nothing to claim or shares the work. No
+message is delayed (countdown or ETA): Redis delivers those again after the
+visibility timeout, and kombu 5.7.0 crashes a worker that has one when Redis
+restarts.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from datetime import datetime, timedelta
 import redis
 from django.conf import settings
 from django.db import reset_queries
-from django.db.models import Min
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient, delivery_key
@@ -61,6 +65,10 @@ class EngineSettings:
     max_attempts: int
     retry_base_seconds: float
     retry_max_seconds: float
+    # A loop with nothing due waits for a retry due within this many seconds
+    # rather than exiting. The sweep starts later retries within about one
+    # interval of their due time, so waiting longer would gain little.
+    retry_wait_seconds: float
 
     @classmethod
     def from_settings(cls) -> EngineSettings:
@@ -73,6 +81,7 @@ class EngineSettings:
             max_attempts=settings.DELIVERY_MAX_ATTEMPTS,
             retry_base_seconds=settings.DELIVERY_RETRY_BASE_SECONDS,
             retry_max_seconds=settings.DELIVERY_RETRY_MAX_SECONDS,
+            retry_wait_seconds=settings.DISPATCH_SWEEP_INTERVAL_SECONDS,
         )
 
 
@@ -119,7 +128,6 @@ class _Loop:
         self.limiter: MultiRateLimiter | None = None
         self.active = True  # the campaign is processing; False stops claims
         self.exhausted = False  # the last claim found nothing due
-        self.earliest_retry: datetime | None = None  # of the retries this loop queued
 
     def run(self) -> LoopStats:
         campaign = Campaign.objects.filter(pk=self.campaign_id).first()
@@ -161,9 +169,9 @@ class _Loop:
                 claim = self.waiting.popleft()
                 self.running[pool.submit(self._deliver, claim)] = claim
             if not self.running and (not self.waiting or not self.active):
-                if not (self.active and self._retry_is_due()):
+                if not (self.active and self._wait_for_next_retry()):
                     return
-                # A retry queued by this loop is due already: claim again.
+                # A retry is due now: claim again.
                 self.exhausted = False
                 continue
             done, _ = wait(
@@ -186,11 +194,30 @@ class _Loop:
             ):
                 self._flush()
 
-    def _retry_is_due(self) -> bool:
+    def _wait_for_next_retry(self) -> bool:
+        """Sleep until the campaign's next queued recipient is due, if that is within
+        retry_wait_seconds.
+
+        Returns True once it is due, and False without waiting when nothing is
+        queued or the next retry is further away. Returns False early when the
+        campaign stops processing.
+        """
+        # Flush first, so that the retries this loop has just scheduled count.
         self._flush()
-        if self.earliest_retry is None or self.earliest_retry > timezone.now():
+        self._check_status()
+        if not self.active:
             return False
-        self.earliest_retry = None
+        delay = claims.seconds_until_next_attempt(self.campaign_id)
+        if delay is None or delay > self.config.retry_wait_seconds:
+            return False
+        if delay > 0:
+            logger.info("campaign %s: waiting %.1fs for the next retry", self.campaign_id, delay)
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(remaining, STATUS_CHECK_SECONDS))
+            self._check_status_if_due()
+            if not self.active:
+                return False
         return True
 
     def _deliver(self, claim: Claim) -> Outcome | None:
@@ -315,10 +342,6 @@ class _Loop:
         changed = claims.record_outcomes(self.campaign_id, outcomes)
 
         final = [r for r in changed if r.status != Recipient.Status.QUEUED]
-        for recipient in changed:
-            due = recipient.next_attempt_at
-            if due is not None and (self.earliest_retry is None or due < self.earliest_retry):
-                self.earliest_retry = due
         failed = sum(1 for r in final if r.status == Recipient.Status.FAILED)
         self.stats.delivered += len(outcomes)
         self.stats.sent += len(final) - failed
@@ -349,10 +372,11 @@ class _Loop:
             broadcasts.broadcast_campaign(campaign)
 
     def _check_status_if_due(self) -> None:
-        now = time.monotonic()
-        if now - self.last_status_check < STATUS_CHECK_SECONDS:
-            return
-        self.last_status_check = now
+        if time.monotonic() - self.last_status_check >= STATUS_CHECK_SECONDS:
+            self._check_status()
+
+    def _check_status(self) -> None:
+        self.last_status_check = time.monotonic()
         status = (
             Campaign.objects.filter(pk=self.campaign_id).values_list("status", flat=True).first()
         )
@@ -391,7 +415,8 @@ class _Loop:
             # one. Publish the counts as this loop leaves them.
             campaign.refresh_from_db()
             broadcasts.broadcast_campaign(campaign)
-            schedule_next_retry(self.campaign_id)
+            if campaign.status == Campaign.Status.PROCESSING:
+                log_pending_retries(self.campaign_id)
         logger.info(
             "campaign %s: worker loop finished in %.1fs (delivered=%d sent=%d failed=%d "
             "retry=%d released=%d)",
@@ -421,20 +446,18 @@ def failure_threshold_reason(processed: int, failed: int) -> str:
     return ""
 
 
-def next_retry_at(campaign_id: int) -> datetime | None:
-    """When the campaign's earliest scheduled retry is due, if it has one."""
-    value: datetime | None = Recipient.objects.filter(
-        campaign_id=campaign_id, status=Recipient.Status.QUEUED, next_attempt_at__isnull=False
-    ).aggregate(earliest=Min("next_attempt_at"))["earliest"]
-    return value
-
-
-def schedule_next_retry(campaign_id: int) -> None:
-    """Enqueue a wake-up for the earliest retry of a processing campaign."""
-    from dispatch.tasks import wake_campaign_later
-
-    due = next_retry_at(campaign_id)
-    if due is None:
+def log_pending_retries(campaign_id: int) -> None:
+    """Log how many retries a processing campaign has left to the sweep, and the earliest."""
+    if not logger.isEnabledFor(logging.INFO):
         return
-    delay = max(0.0, (due - timezone.now()).total_seconds())
-    wake_campaign_later(campaign_id, countdown=delay, workers=1)
+    pending = Recipient.objects.filter(
+        campaign_id=campaign_id, status=Recipient.Status.QUEUED, next_attempt_at__isnull=False
+    ).aggregate(count=Count("pk"), earliest=Min("next_attempt_at"))
+    if pending["count"]:
+        logger.info(
+            "campaign %s: %d retries scheduled, the earliest at %s; the sweep wakes the "
+            "campaign when one is due",
+            campaign_id,
+            pending["count"],
+            f"{pending['earliest']:%H:%M:%S}",
+        )

@@ -42,6 +42,12 @@ MAX_SLEEP_SECONDS = 1.0
 # before it raises redis.exceptions.TimeoutError.
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 
+# Seconds that a thread waits for a free connection of limiter_for's pool
+# before it raises redis.exceptions.ConnectionError, which callers already
+# treat as Redis being unavailable. A call uses a connection for one script
+# round trip, so threads wait this long only when Redis stops answering.
+POOL_TIMEOUT_SECONDS = 30.0
+
 # KEYS: one bucket key per limit.
 # ARGV[1]: tokens requested. Then for bucket i (1-based):
 #   ARGV[2 * i]: emission interval, microseconds per token (1e6 / rate);
@@ -278,13 +284,29 @@ def campaign_key(campaign_id: int) -> str:
     return f"{settings.LIVE_UPDATES_CHANNEL_PREFIX}:ratelimit:campaign:{campaign_id}"
 
 
+def pool_size() -> int:
+    """Return the number of Redis connections that limiter_for's client keeps per process.
+
+    Every delivery thread takes its tokens through this client, and a worker
+    process runs DELIVERY_CONCURRENCY threads per worker loop times its loops.
+    One loop's worth of connections lets all threads of one loop call at once.
+    Threads of further loops wait for a free connection (for about one script
+    round trip), where redis-py 8's default pool would raise MaxConnectionsError
+    once its 100 connections are in use.
+    """
+    return max(1, settings.DELIVERY_CONCURRENCY)
+
+
 @cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
+def _client(url: str, max_connections: int) -> redis.Redis:
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=POOL_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def limiter_for(
@@ -312,4 +334,4 @@ def limiter_for(
 
     if not limits:
         return None
-    return MultiRateLimiter(_client(settings.REDIS_URL), limits)
+    return MultiRateLimiter(_client(settings.REDIS_URL, pool_size()), limits)

@@ -3,6 +3,10 @@
 Celery beat runs it every `DISPATCH_SWEEP_INTERVAL_SECONDS`. It is safe to run
 anywhere, any number of times: a PostgreSQL advisory lock lets one sweep run
 at a time, and every change it makes is a conditional UPDATE.
+
+It also starts retries. A worker loop exits when the campaign's next retry is
+more than one sweep interval away, and no delayed message wakes the campaign
+later, so the sweep wakes it once a retry has fallen due.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from campaigns.models import Campaign, Recipient
 from dispatch import claims
@@ -73,7 +77,8 @@ def _expire_leases(result: SweepResult) -> None:
 def _repair_campaigns(result: SweepResult) -> None:
     from dispatch.tasks import wake_campaign_later
 
-    now = timezone.now()
+    # The database's clock, which claims and retry times use too.
+    now = Now()
     recipients = Recipient.objects.filter(campaign=OuterRef("pk"))
     live_claim = recipients.filter(status=Recipient.Status.IN_FLIGHT, lease_expires_at__gt=now)
     due = recipients.filter(
@@ -87,8 +92,10 @@ def _repair_campaigns(result: SweepResult) -> None:
         if campaign.has_live_claim:
             continue
         if campaign.has_due:
-            # Its queue messages may have been lost (a Redis restart without
-            # persistence, say): wake workers again.
+            # Due work without a live claim means that the campaign's loops
+            # have exited or its queue messages were lost (a Redis restart
+            # without persistence, say). Retries whose time has passed count
+            # as due work. Wake workers again.
             wake_campaign_later(campaign.pk)
             result.woken.append(campaign.pk)
         elif campaign.complete():

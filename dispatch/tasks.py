@@ -26,9 +26,13 @@ def start_campaign_task(campaign_id: int) -> None:
     start_campaign(campaign_id)
 
 
-# acks_late: a worker that dies mid-loop leaves its message to be delivered
-# again. That is safe because a loop only claims queued recipients.
-@shared_task(name="dispatch.process_campaign", acks_late=True, ignore_result=True)
+# The message is acknowledged when the loop starts, not when it ends. A loop
+# that dies leaves claims whose leases expire, and the sweep queues them
+# again and wakes the campaign, so a second delivery of the message would add
+# nothing. While unacknowledged, it would be delivered again after the broker's
+# visibility timeout, and kombu 5.7.0 crashes a worker that has one when
+# Redis restarts (see CELERY_WORKER_DISABLE_PREFETCH in config/settings.py).
+@shared_task(name="dispatch.process_campaign", ignore_result=True)
 def process_campaign_task(campaign_id: int) -> None:
     run_campaign(campaign_id)
 
@@ -63,13 +67,11 @@ def dispatch_campaign_later(campaign_id: int) -> None:
     start_campaign_task.delay(campaign_id)
 
 
-def wake_campaign_later(campaign_id: int, countdown: float = 0, workers: int | None = None) -> None:
+def wake_campaign_later(campaign_id: int, workers: int | None = None) -> None:
     """Enqueue `workers` worker loops for the campaign (default DISPATCH_WORKERS_PER_CAMPAIGN).
 
-    The countdown is capped below the broker's visibility timeout, because Redis
-    delivers a message again after that timeout. A later sweep or wake-up
-    covers what is still waiting then.
+    The messages are due at once. Retries that fall due later are left to the
+    sweep, which wakes the campaign then.
     """
-    countdown = min(max(0.0, countdown), settings.DISPATCH_MAX_COUNTDOWN_SECONDS)
     for _ in range(workers or settings.DISPATCH_WORKERS_PER_CAMPAIGN):
-        process_campaign_task.apply_async((campaign_id,), countdown=countdown)
+        process_campaign_task.delay(campaign_id)

@@ -21,22 +21,27 @@ def redis_client() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def job_queue(redis_client: redis.Redis) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """Return a function listing the Celery messages waiting in this run's queue.
+def job_queue(redis_client: redis.Redis) -> Iterator[Callable[..., list[dict[str, Any]]]]:
+    """Return a function listing the Celery messages waiting in this run's queues.
 
-    The queue is emptied before and after the test, so each test lists only
-    the jobs that it enqueued.
+    `job_queue()` lists the default queue, then the control queue, and
+    `job_queue(name)` lists only the queue `name`. Both queues are emptied
+    before and after the test, so each test lists only the jobs that it enqueued.
     """
     import json
 
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    redis_client.delete(queue)
+    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, settings.DISPATCH_CONTROL_QUEUE]
+    redis_client.delete(*queues)
 
-    def waiting() -> list[dict[str, Any]]:
-        return [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
+    def waiting(*names: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(raw)
+            for queue in names or queues
+            for raw in redis_client.lrange(queue, 0, -1)
+        ]
 
     yield waiting
-    redis_client.delete(queue)
+    redis_client.delete(*queues)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ TEST_ENGINE_SETTINGS = EngineSettings(
     max_attempts=3,
     retry_base_seconds=0,
     retry_max_seconds=0,
+    retry_wait_seconds=1,
 )
 
 

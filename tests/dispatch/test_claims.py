@@ -228,3 +228,32 @@ def test_claim_does_not_scan_processed_recipients():
     assert len(batch) == 200
     removed = sum(node.get("Rows Removed by Filter", 0) for node in plan_nodes(explained["Plan"]))
     assert removed < 200, f"the claim read {removed} recipients it could not claim"
+
+
+def test_next_attempt_delay_follows_queue(make_campaign):
+    campaign = make_campaign()
+    campaign.start()
+    ada, grace, alan = campaign.recipients.order_by("pk")
+
+    # A recipient never tried is due at once.
+    assert claims.seconds_until_next_attempt(campaign.pk) <= 0
+
+    # With only retries left, the earliest retry decides.
+    Recipient.objects.filter(pk=ada.pk).update(
+        status=Recipient.Status.SENT, processed_at=timezone.now()
+    )
+    Recipient.objects.filter(pk=grace.pk).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=30)
+    )
+    Recipient.objects.filter(pk=alan.pk).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=90)
+    )
+    delay = claims.seconds_until_next_attempt(campaign.pk)
+    assert delay is not None
+    assert 20 < delay <= 30
+
+    # With nothing queued, there is no next attempt.
+    campaign.recipients.filter(pk__in=[grace.pk, alan.pk]).update(
+        status=Recipient.Status.SENT, processed_at=timezone.now(), next_attempt_at=None
+    )
+    assert claims.seconds_until_next_attempt(campaign.pk) is None

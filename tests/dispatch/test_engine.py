@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from datetime import timedelta
+
 import pytest
+from django.db import connection
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
 from dispatch.claims import claim_batch
 from dispatch.engine import retry_delay, run_campaign
+from dispatch.sweep import sweep
 from tests.dispatch.fakes import TEST_ENGINE_SETTINGS, RecordingProvider, engine_settings
 
 pytestmark = pytest.mark.django_db
 
 FAST = TEST_ENGINE_SETTINGS
+# Seconds that a test waits for a worker loop in a thread to reach a state.
+THREAD_TIMEOUT_SECONDS = 30.0
 
 
 def statuses(campaign: Campaign) -> dict[str, str]:
@@ -140,7 +149,7 @@ def test_transient_failure_stops_at_max_attempts(make_campaign):
     assert campaign.status == Campaign.Status.COMPLETED
 
 
-def test_retry_waits_for_backoff(make_campaign):
+def test_retry_waits_for_backoff(make_campaign, job_queue):
     campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
     campaign.start()
     provider = RecordingProvider(transient={"flaky@example.com": "rate limited"})
@@ -156,6 +165,90 @@ def test_retry_waits_for_backoff(make_campaign):
     assert claim_batch(campaign.pk, 10, 60) == []
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.PROCESSING
+    # The loop should leave the retry to the sweep rather than enqueue a delayed wake-up.
+    assert job_queue() == []
+    assert sweep().woken == []
+
+    # Once the retry is due, the sweep should wake the campaign and a loop deliver it.
+    campaign.recipients.update(next_attempt_at=recipient.next_attempt_at - timedelta(seconds=601))
+    assert sweep().woken == [campaign.pk]
+    assert {job["headers"]["task"] for job in job_queue()} == {"dispatch.process_campaign"}
+    run_campaign(campaign.pk, provider, slow_retry)
+    assert campaign.recipients.get().status == Recipient.Status.SENT
+    assert [d.attempt for d in provider.deliveries] == [1, 2]
+
+
+def test_loop_waits_for_near_retry(make_campaign, job_queue):
+    campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(transient={"flaky@example.com": "timed out"})
+    # Retries come 0.25 to 0.5 s after the failure, well within the wait.
+    near_retry = engine_settings(
+        retry_base_seconds=0.5, retry_max_seconds=0.5, retry_wait_seconds=5
+    )
+
+    stats = run_campaign(campaign.pk, provider, near_retry)
+
+    # The one loop should have waited and delivered the retry itself, with no wake-up.
+    recipient = campaign.recipients.get()
+    assert recipient.status == Recipient.Status.SENT
+    assert stats.retried == 1
+    assert stats.sent == 1
+    assert job_queue() == []
+    first, second = recipient.delivery_attempts.order_by("number")
+    assert second.started_at - first.finished_at >= timedelta(seconds=0.25)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+
+
+def test_loop_leaves_retry_beyond_wait(make_campaign, job_queue):
+    campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(transient={"flaky@example.com": "timed out"})
+    # Retries come 1.5 to 3 s after the failure, beyond the 1 s wait.
+    far_retry = engine_settings(retry_base_seconds=3, retry_max_seconds=3, retry_wait_seconds=1)
+
+    run_campaign(campaign.pk, provider, far_retry)
+
+    # The loop should have exited before the retry and left it queued for the sweep.
+    recipient = campaign.recipients.get()
+    assert recipient.status == Recipient.Status.QUEUED
+    assert len(provider.deliveries) == 1
+    assert job_queue() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_loop_stops_on_pause(make_campaign, caplog):
+    campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
+    campaign.start()
+    provider = RecordingProvider(transient={"flaky@example.com": "timed out"})
+    # Retries come 10 to 20 s after the failure, within the 60 s wait.
+    long_wait = engine_settings(retry_base_seconds=20, retry_max_seconds=20, retry_wait_seconds=60)
+
+    def run_loop() -> None:
+        try:
+            run_campaign(campaign.pk, provider, long_wait)
+        finally:
+            connection.close()
+
+    def loop_is_waiting() -> bool:
+        return any("for the next retry" in record.getMessage() for record in caplog.records)
+
+    loop = threading.Thread(target=run_loop)
+    with caplog.at_level(logging.INFO, logger="dispatch.engine"):
+        loop.start()
+        deadline = time.monotonic() + THREAD_TIMEOUT_SECONDS
+        while not loop_is_waiting():
+            assert time.monotonic() < deadline, "the loop did not start waiting for the retry"
+            time.sleep(0.05)
+        assert campaign.pause("operator")
+    loop.join(timeout=5)
+
+    # The loop should stop waiting within 5 s of the pause, before the retry is due.
+    assert not loop.is_alive()
+    assert len(provider.deliveries) == 1
+    recipient = campaign.recipients.get()
+    assert recipient.status == Recipient.Status.QUEUED
 
 
 def test_unexpected_error_fails_recipient_and_continues(make_campaign):

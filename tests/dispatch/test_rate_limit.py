@@ -512,6 +512,59 @@ def test_limiter_for_provider_and_campaign(no_rate_settings, redis_client):
         redis_client.delete(provider_key(provider_name), campaign_key(campaign_id))
 
 
+def test_limiter_for_waits_for_free_connection(no_rate_settings, redis_client, monkeypatch):
+    no_rate_settings.DELIVERY_RATE_LIMIT_PER_SECOND = 1000.0
+    no_rate_settings.DELIVERY_CONCURRENCY = 2
+    acquirers = 8
+    provider_name = f"test-{uuid.uuid4().hex}"
+    limiter = limiter_for(provider_name, None, None)
+    assert limiter is not None
+    pool = limiter.client.connection_pool
+
+    # The pool should have DELIVERY_CONCURRENCY connections and make callers wait.
+    assert isinstance(pool, redis.BlockingConnectionPool)
+    assert pool.max_connections == 2
+
+    # Take every connection out of the pool, and count the requests for one.
+    taken = [pool.get_connection() for _ in range(pool.max_connections)]
+    connection_requests = threading.Semaphore(0)
+    get_connection = pool.get_connection
+
+    def counting_get_connection(*args, **kwargs):
+        connection_requests.release()
+        return get_connection(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", counting_get_connection)
+    grants: list[int] = []
+    errors: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            limiter.acquire(timeout=ACQUIRE_TIMEOUT)
+            grants.append(1)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take) for _ in range(acquirers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for _ in range(acquirers):
+            assert connection_requests.acquire(timeout=ACQUIRE_TIMEOUT)
+        # Every acquirer has requested a connection, and none can have one yet.
+        assert grants == []
+        for connection in taken:
+            pool.release(connection)
+        for thread in threads:
+            thread.join(timeout=ACQUIRE_TIMEOUT)
+    finally:
+        redis_client.delete(provider_key(provider_name))
+
+    # Every acquirer should have waited for a connection and taken its token.
+    assert errors == []
+    assert len(grants) == acquirers
+
+
 def test_limiter_for_campaign_rate_needs_id(no_rate_settings):
     with pytest.raises(ValueError, match="campaign_id is missing"):
         limiter_for("simulated", None, 5.0)

@@ -72,6 +72,24 @@ def test_sweep_ignores_paused_campaign(make_campaign, job_queue):
     assert job_queue() == []
 
 
+def test_sweep_wakes_campaign_with_due_retries(make_campaign, job_queue):
+    campaign = make_campaign()
+    campaign.start()
+    ada, grace, alan = campaign.recipients.order_by("pk")
+    Recipient.objects.filter(pk=ada.pk).update(
+        status=Recipient.Status.SENT, processed_at=timezone.now()
+    )
+    Recipient.objects.filter(pk__in=[grace.pk, alan.pk]).update(
+        attempts=1, next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    result = sweep()
+
+    assert result.woken == [campaign.pk]
+    tasks = [job["headers"]["task"] for job in job_queue()]
+    assert tasks and set(tasks) == {"dispatch.process_campaign"}
+
+
 def test_sweep_waits_for_future_retries(make_campaign, job_queue):
     campaign = make_campaign()
     campaign.start()

@@ -56,6 +56,9 @@ class CeleryProcess:
     log_path: Path
     # The Celery node name of a worker, which its "ready." log line contains.
     node_name: str = ""
+    # The queues and thread count that a worker was started with, for a restart.
+    queues: tuple[str, ...] = ()
+    concurrency: int = 0
     killed: bool = False
 
     @property
@@ -137,7 +140,13 @@ class DispatchCluster:
                 continue
             if self.supervise and process in self.workers:
                 self.exited.append(process)
-                replacement = launch_worker(self, process.name, restart=len(self.exited))
+                replacement = launch_worker(
+                    self,
+                    process.name,
+                    queues=process.queues,
+                    concurrency=process.concurrency,
+                    restart=len(self.exited),
+                )
                 self.workers[self.workers.index(process)] = replacement
             else:
                 pytest.fail(
@@ -183,7 +192,7 @@ class DispatchCluster:
 def cluster_environment(extra: dict[str, str]) -> dict[str, str]:
     """Build the environment of the Celery subprocesses.
 
-    It inherits TEST_RUN_ID, the channel prefix and the queue name, which
+    It inherits TEST_RUN_ID, the channel prefix and the queue names, which
     config.test_settings put into os.environ, and reads pytest-django's test
     database. Call it after `django_db_setup`, which renames that database.
     """
@@ -215,26 +224,44 @@ def _start(name: str, arguments: list[str], env: dict[str, str], log_path: Path)
     return CeleryProcess(name=name, process=process, log_path=log_path)
 
 
-def start_worker(cluster: DispatchCluster, name: str) -> CeleryProcess:
-    """Start a worker with two task threads that consumes only this run's queue.
+def run_queues() -> tuple[str, ...]:
+    """Return this run's default and control queues, which config.test_settings names."""
+    return (settings.CELERY_TASK_DEFAULT_QUEUE, settings.DISPATCH_CONTROL_QUEUE)
 
-    It logs at INFO, so its log shows every task it receives.
+
+def start_worker(
+    cluster: DispatchCluster,
+    name: str,
+    queues: tuple[str, ...] | None = None,
+    concurrency: int = 2,
+) -> CeleryProcess:
+    """Start a worker with `concurrency` task threads that consumes `queues`.
+
+    The queues default to both of this run's queues, as `celery worker`
+    without -Q consumes both. The worker logs at INFO, so its log shows
+    every task it receives.
     """
-    worker = launch_worker(cluster, name)
+    worker = launch_worker(cluster, name, queues or run_queues(), concurrency)
     cluster.workers.append(worker)
     return worker
 
 
-def launch_worker(cluster: DispatchCluster, name: str, restart: int = 0) -> CeleryProcess:
+def launch_worker(
+    cluster: DispatchCluster,
+    name: str,
+    queues: tuple[str, ...],
+    concurrency: int,
+    restart: int = 0,
+) -> CeleryProcess:
     """Start the worker process `name`. A restart writes to a log file of its own."""
     env = {**cluster.environment, WORKER_NAME_VARIABLE: name}
     node_name = f"{name}-{os.environ['TEST_RUN_ID']}@{socket.gethostname()}"
     arguments = [
         "worker",
         "--pool=threads",
-        "--concurrency=2",
+        f"--concurrency={concurrency}",
         "-Q",
-        settings.CELERY_TASK_DEFAULT_QUEUE,
+        ",".join(queues),
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
@@ -245,6 +272,8 @@ def launch_worker(cluster: DispatchCluster, name: str, restart: int = 0) -> Cele
     log_name = f"{name}-restart-{restart}" if restart else name
     worker = _start(name, arguments, env, cluster.log_dir / f"{log_name}.log")
     worker.node_name = node_name
+    worker.queues = queues
+    worker.concurrency = concurrency
     return worker
 
 

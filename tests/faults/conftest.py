@@ -20,7 +20,13 @@ from config.celery import app as celery_app
 from dispatch.tasks import start_campaign_task
 from localdev.private_redis import PrivateRedis
 from localdev.urls import RedisTarget, parse_redis_url
-from tests.faults.cluster import DispatchCluster, cluster_environment, start_beat, start_worker
+from tests.faults.cluster import (
+    DispatchCluster,
+    cluster_environment,
+    run_queues,
+    start_beat,
+    start_worker,
+)
 from tests.faults.providers import DeliveryRecords
 from tests.servers import free_port
 
@@ -125,14 +131,16 @@ def dispatch_cluster(
     overrides cluster.WORKER_ENVIRONMENT, for example to point REDIS_URL and
     CELERY_BROKER_URL at a private Redis.
 
-    The processes load Django while the test goes on, and
-    `DispatchCluster.wait_until_ready()` waits for the workers. This run's
-    queue on the default Redis is emptied before and after the test.
+    The workers consume both of this run's queues, so any of them runs the
+    start and sweep tasks when it has a free thread. The processes load
+    Django while the test goes on, and `DispatchCluster.wait_until_ready()`
+    waits for the workers. This run's queues on the default Redis are emptied
+    before and after the test.
     Depending on `transactional_db` makes the processes stop before
     pytest-django empties the tables, which would otherwise wait for their locks.
     """
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    redis_client.delete(queue)
+    queues = run_queues()
+    redis_client.delete(*queues)
     clusters: list[DispatchCluster] = []
 
     def start(
@@ -160,7 +168,7 @@ def dispatch_cluster(
     for cluster in clusters:
         cluster.stop()
         _running_clusters.remove(cluster)
-    redis_client.delete(queue)
+    redis_client.delete(*queues)
 
 
 @pytest.hookimpl(wrapper=True)

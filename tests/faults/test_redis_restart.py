@@ -3,8 +3,13 @@
 Redis stores the Celery queue, the rate limiter and the live-update channel,
 and the private one here keeps nothing on disk. PostgreSQL stores the state of
 every recipient, so once workers are connected again, the sweep wakes what
-the lost messages would have woken, and the campaign completes. Some workers
-exit instead of reconnecting; the last test shows when.
+the lost messages would have woken, and the campaign completes.
+
+kombu 5.7.0 makes a worker exit when Redis goes away while the worker waits
+for messages and has an unacknowledged one. The engine sends no delayed
+message and acknowledges each as its task starts, so the last tests restart
+Redis under a running loop and under a loop that waits for a retry, and the
+worker must reconnect and finish the campaign.
 """
 
 from __future__ import annotations
@@ -16,8 +21,6 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Campaign, Recipient
-from config.celery import app as celery_app
-from dispatch.tasks import process_campaign_task
 from tests.faults.cluster import DispatchCluster, wait_for
 from tests.faults.conftest import (
     PrivateRedisServer,
@@ -25,7 +28,11 @@ from tests.faults.conftest import (
     enqueue_start,
     needs_redis_server,
 )
-from tests.faults.providers import TRANSIENT_EVERY_VARIABLE
+from tests.faults.providers import (
+    DELAY_MAX_VARIABLE,
+    DELAY_MIN_VARIABLE,
+    TRANSIENT_EVERY_VARIABLE,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), needs_redis_server]
 
@@ -43,14 +50,26 @@ OUTAGE_TIMEOUT_SECONDS = 15.0
 FINISH_TIMEOUT_SECONDS = 90.0
 
 
-# The campaign of the lost wake-up test: every 10th recipient is retried after
-# 4 to 8 s, which leaves time for every worker loop to finish its first pass.
-WAKEUP_RECIPIENTS = 300
-WAKEUP_TRANSIENT_EVERY = 10
-WAKEUP_RETRY_SECONDS = 8
-DELAYED_TASK_TIMEOUT_SECONDS = 10.0
+# The campaign of the retry test: every 10th recipient is retried after 4 to
+# 8 s. Loops exit rather than wait for a retry more than one sweep interval
+# (1 s here) away, which leaves time for all of them to finish their first pass.
+RETRY_RECIPIENTS = 300
+RETRY_TRANSIENT_EVERY = 10
+RETRY_SECONDS = 8
 # A worker retries its broker connection every 2 s at first.
 RECONNECT_TIMEOUT_SECONDS = 20.0
+
+# The campaign of the waiting-loop test: its 3 retries come 6 to 12 s after
+# the first pass, within the loop's wait of one sweep interval (30 s here).
+WAIT_RECIPIENTS = 30
+WAIT_RETRY_SECONDS = 12
+WAIT_SWEEP_INTERVAL_SECONDS = 30
+
+# The campaign of the running-loop test: one loop delivers two messages at a
+# time, 0.5 s each, so it runs for about 15 s, and its worker has a second,
+# idle thread that keeps polling the broker.
+LOOP_RECIPIENTS = 60
+LOOP_RESTART_AFTER_PROCESSED = 4
 
 
 def private_broker(private_redis: PrivateRedisServer) -> dict[str, str]:
@@ -121,30 +140,26 @@ def test_dispatch_survives_redis_restart(
     assert {pk: count for pk, count in counts.items() if count != 1} == {}
 
 
-def test_sweep_recovers_lost_wakeup(
+def test_sweep_starts_retries_after_restart(
     create_campaign, private_redis, dispatch_cluster, delivery_records
 ):
-    # Workers that have received the delayed wake-ups exit when Redis goes
-    # away (see test_worker_survives_restart_with_delayed_task), so the cluster
-    # restarts them as a process supervisor would.
+    # No supervisor: a worker that exits fails the test.
     cluster = dispatch_cluster(
         workers=2,
-        supervise=True,
         environment={
             **private_broker(private_redis),
-            TRANSIENT_EVERY_VARIABLE: str(WAKEUP_TRANSIENT_EVERY),
-            "DELIVERY_RETRY_BASE_SECONDS": str(WAKEUP_RETRY_SECONDS),
-            "DELIVERY_RETRY_MAX_SECONDS": str(WAKEUP_RETRY_SECONDS),
+            TRANSIENT_EVERY_VARIABLE: str(RETRY_TRANSIENT_EVERY),
+            "DELIVERY_RETRY_BASE_SECONDS": str(RETRY_SECONDS),
+            "DELIVERY_RETRY_MAX_SECONDS": str(RETRY_SECONDS),
         },
     )
-    campaign = create_campaign(WAKEUP_RECIPIENTS)
+    campaign = create_campaign(RETRY_RECIPIENTS)
     cluster.wait_until_ready()
     assert campaign.start()
     enqueue_start(campaign.pk, private_redis.url)
 
-    # Every loop ends once only future retries are left, and enqueues a
-    # delayed wake-up for the earliest one as it ends. Redis stores those
-    # messages, and the workers keep them in memory until they are due.
+    # Every loop ends once only retries more than a sweep interval away are
+    # left. Only the database records them, not Redis.
     def first_pass_done() -> bool:
         loops = cluster.count_in_logs(f"campaign {campaign.pk}: worker loop started")
         finished = cluster.count_in_logs(f"campaign {campaign.pk}: worker loop finished")
@@ -172,7 +187,7 @@ def test_sweep_recovers_lost_wakeup(
 
     # Only the retries should have been left when Redis stopped, none of them due.
     all_ids = campaign.recipients.values_list("id", flat=True)
-    assert retry_ids == {pk for pk in all_ids if pk % WAKEUP_TRANSIENT_EVERY == 0}
+    assert retry_ids == {pk for pk in all_ids if pk % RETRY_TRANSIENT_EVERY == 0}
     assert earliest_retry > stopped_at
 
     # The sweep should have woken the campaign after the restart.
@@ -180,30 +195,35 @@ def test_sweep_recovers_lost_wakeup(
 
     # It should deliver every recipient exactly once and record each as sent.
     statuses = Counter(campaign.recipients.values_list("status", flat=True))
-    assert statuses == {Recipient.Status.SENT: WAKEUP_RECIPIENTS}
+    assert statuses == {Recipient.Status.SENT: RETRY_RECIPIENTS}
     counts = delivery_records.counts(campaign.pk)
     assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
     assert {pk: count for pk, count in counts.items() if count != 1} == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="kombu 5.7.0: a worker that holds an unacknowledged message when its Redis broker "
-    "goes away exits with AttributeError: 'NoneType' object has no attribute 'hostname', "
-    "raised while it restores the message during the reconnect",
-)
-def test_worker_survives_restart_with_delayed_task(private_redis, dispatch_cluster):
-    cluster = dispatch_cluster(workers=1, environment=private_broker(private_redis), beat=False)
+def test_worker_survives_restart_during_loop(
+    create_campaign, private_redis, dispatch_cluster, delivery_records
+):
+    cluster = dispatch_cluster(
+        workers=1,
+        beat=False,
+        environment={
+            **private_broker(private_redis),
+            "DISPATCH_WORKERS_PER_CAMPAIGN": "1",
+            "DELIVERY_CONCURRENCY": "2",
+            DELAY_MIN_VARIABLE: "0.5",
+            DELAY_MAX_VARIABLE: "0.5",
+        },
+    )
     [worker] = cluster.workers
+    campaign = create_campaign(LOOP_RECIPIENTS)
     cluster.wait_until_ready()
-    # A wake-up for a campaign id that does not exist, due long after the test.
-    with celery_app.connection_for_write(private_redis.url) as connection:
-        process_campaign_task.apply_async((0,), countdown=600, producer=connection.Producer())
+    assert campaign.start()
+    enqueue_start(campaign.pk, private_redis.url)
     wait_for(
-        lambda: cluster.count_in_logs(r"Task dispatch\.process_campaign\[\S+\] received") == 1,
-        DELAYED_TASK_TIMEOUT_SECONDS,
-        lambda: "the worker did not receive the delayed task",
+        lambda: campaign.progress().processed >= LOOP_RESTART_AFTER_PROCESSED,
+        START_TIMEOUT_SECONDS,
+        lambda: f"the loop did not start delivering: {campaign.progress()}",
         cluster,
     )
 
@@ -213,8 +233,90 @@ def test_worker_survives_restart_with_delayed_task(private_redis, dispatch_clust
         RECONNECT_TIMEOUT_SECONDS,
         lambda: "the worker neither exited nor reconnected after the restart",
     )
+    loop_finished_before_reconnect = cluster.count_in_logs(
+        f"campaign {campaign.pk}: worker loop finished"
+    )
 
+    # The worker should stay up, with its loop still running at the reconnect.
     assert worker.is_running(), (
         f"the worker exited with code {worker.process.returncode} after the restart:\n"
         f"{worker.log_tail()}"
     )
+    assert loop_finished_before_reconnect == 0
+
+    wait_for(
+        lambda: campaign_status(campaign) == Campaign.Status.COMPLETED,
+        FINISH_TIMEOUT_SECONDS,
+        lambda: f"the campaign did not complete after the restart: {campaign.progress()}",
+        cluster,
+    )
+
+    # The one loop should have delivered every recipient exactly once.
+    assert cluster.count_in_logs(f"campaign {campaign.pk}: worker loop started") == 1
+    statuses = Counter(campaign.recipients.values_list("status", flat=True))
+    assert statuses == {Recipient.Status.SENT: LOOP_RECIPIENTS}
+    counts = delivery_records.counts(campaign.pk)
+    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
+    assert {pk: count for pk, count in counts.items() if count != 1} == {}
+
+
+def test_waiting_loop_survives_restart(
+    create_campaign, private_redis, dispatch_cluster, delivery_records
+):
+    cluster = dispatch_cluster(
+        workers=1,
+        beat=False,
+        environment={
+            **private_broker(private_redis),
+            "DISPATCH_WORKERS_PER_CAMPAIGN": "1",
+            "DISPATCH_SWEEP_INTERVAL_SECONDS": str(WAIT_SWEEP_INTERVAL_SECONDS),
+            TRANSIENT_EVERY_VARIABLE: str(RETRY_TRANSIENT_EVERY),
+            "DELIVERY_RETRY_BASE_SECONDS": str(WAIT_RETRY_SECONDS),
+            "DELIVERY_RETRY_MAX_SECONDS": str(WAIT_RETRY_SECONDS),
+        },
+    )
+    [worker] = cluster.workers
+    campaign = create_campaign(WAIT_RECIPIENTS)
+    cluster.wait_until_ready()
+    assert campaign.start()
+    enqueue_start(campaign.pk, private_redis.url)
+    wait_for(
+        lambda: cluster.count_in_logs(f"campaign {campaign.pk}: waiting .* for the next retry") > 0,
+        START_TIMEOUT_SECONDS,
+        lambda: f"the loop did not wait for the retries: {campaign.progress()}",
+        cluster,
+    )
+
+    restart(private_redis, cluster)
+    loop_finished_at_restart = cluster.count_in_logs(
+        f"campaign {campaign.pk}: worker loop finished"
+    )
+    wait_for(
+        lambda: not worker.is_running() or cluster.count_in_logs("Connected to redis") > 1,
+        RECONNECT_TIMEOUT_SECONDS,
+        lambda: "the worker neither exited nor reconnected after the restart",
+    )
+
+    # The worker should stay up, with its loop still waiting when Redis came back.
+    assert worker.is_running(), (
+        f"the worker exited with code {worker.process.returncode} after the restart:\n"
+        f"{worker.log_tail()}"
+    )
+    assert loop_finished_at_restart == 0
+
+    wait_for(
+        lambda: campaign_status(campaign) == Campaign.Status.COMPLETED,
+        FINISH_TIMEOUT_SECONDS,
+        lambda: f"the campaign did not complete after the restart: {campaign.progress()}",
+        cluster,
+    )
+
+    # The waiting loop should have delivered the retries: no other loop started.
+    assert cluster.count_in_logs(f"campaign {campaign.pk}: worker loop started") == 1
+    attempts = Counter(campaign.recipients.values_list("attempts", flat=True))
+    assert attempts == {1: WAIT_RECIPIENTS - 3, 2: 3}
+    statuses = Counter(campaign.recipients.values_list("status", flat=True))
+    assert statuses == {Recipient.Status.SENT: WAIT_RECIPIENTS}
+    counts = delivery_records.counts(campaign.pk)
+    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
+    assert {pk: count for pk, count in counts.items() if count != 1} == {}

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.django_db
 
 # One recipient per claim and per flush, so each outcome is its own message.
 ONE_BY_ONE = engine_settings(
-    concurrency=1, batch_size=1, flush_interval=0.01, flush_size=1, max_attempts=1
+    concurrency=1,
+    batch_size=1,
+    flush_interval=0.01,
+    flush_size=1,
+    max_attempts=1,
+    retry_wait_seconds=0,
 )
 
 

@@ -79,13 +79,13 @@ def base_url(app_server: str) -> str:  # noqa: F811 (the imported fixture, as a 
 
 @pytest.fixture
 def celery_worker() -> Iterator[WorkController]:
-    """A Celery worker in this process, consuming this test run's queue.
+    """A Celery worker in this process, consuming this test run's queues.
 
     It runs tasks in threads of the test process, so they use the test
     database through Django. Tests need `django_db(transaction=True)` so that
     the worker can read the rows that the test and uvicorn commit.
     """
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    queues = {settings.CELERY_TASK_DEFAULT_QUEUE, settings.DISPATCH_CONTROL_QUEUE}
     with start_worker(
         celery_app,
         pool="threads",
@@ -93,11 +93,11 @@ def celery_worker() -> Iterator[WorkController]:
         perform_ping_check=False,
         loglevel="WARNING",
     ) as worker:
-        # uvicorn enqueues to the default queue, which test_settings names per
-        # run. start_worker is given no queue, like `celery worker` without -Q,
-        # so this checks that it takes the name from the settings. (The
-        # celery-types stubs lack WorkController.consumer.)
+        # uvicorn enqueues to the default and control queues, which
+        # test_settings names per run. start_worker is given no queue, like
+        # `celery worker` without -Q, so this checks that it takes both names
+        # from the settings. (The celery-types stubs lack WorkController.consumer.)
         task_consumer = worker.consumer.task_consumer  # type: ignore[attr-defined]
         consumed = {q.name for q in task_consumer.queues}
-        assert consumed == {queue}, f"the worker consumes {consumed}, expected only {queue}"
+        assert consumed == queues, f"the worker consumes {consumed}, expected {queues}"
         yield worker

@@ -1,0 +1,68 @@
+"""Queues: control tasks apart from worker loops, and the sweep's expiry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+
+from config.celery import app as celery_app
+from dispatch.tasks import dispatch_campaign_later, sweep_task, wake_campaign_later
+
+
+def task_names(jobs: list[dict]) -> list[str]:
+    return [job["headers"]["task"] for job in jobs]
+
+
+def test_start_goes_to_control_queue(job_queue):
+    dispatch_campaign_later(1)
+
+    assert task_names(job_queue(settings.DISPATCH_CONTROL_QUEUE)) == ["dispatch.start_campaign"]
+    assert job_queue(settings.CELERY_TASK_DEFAULT_QUEUE) == []
+
+
+def test_sweep_goes_to_control_queue(job_queue):
+    sweep_task.delay()
+
+    assert task_names(job_queue(settings.DISPATCH_CONTROL_QUEUE)) == ["dispatch.sweep"]
+    assert job_queue(settings.CELERY_TASK_DEFAULT_QUEUE) == []
+
+
+def test_loops_go_to_default_queue(job_queue):
+    wake_campaign_later(1, workers=2)
+
+    assert (
+        task_names(job_queue(settings.CELERY_TASK_DEFAULT_QUEUE))
+        == ["dispatch.process_campaign"] * 2
+    )
+    assert job_queue(settings.DISPATCH_CONTROL_QUEUE) == []
+
+
+def test_queue_names_differ():
+    assert settings.CELERY_TASK_DEFAULT_QUEUE != settings.DISPATCH_CONTROL_QUEUE
+
+
+def test_worker_without_queues_consumes_both():
+    # `celery worker` without -Q consumes every queue of task_queues.
+    assert set(celery_app.amqp.queues) == {
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        settings.DISPATCH_CONTROL_QUEUE,
+    }
+
+
+def test_beat_sweep_expires_after_interval():
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep"]
+
+    assert entry["task"] == "dispatch.sweep"
+    assert entry["schedule"] == settings.DISPATCH_SWEEP_INTERVAL_SECONDS
+    assert entry["options"]["expires"] == settings.DISPATCH_SWEEP_INTERVAL_SECONDS
+
+
+def test_beat_sweep_message_carries_expiry(job_queue):
+    sent_at = datetime.now(UTC)
+    sweep_task.apply_async(**settings.CELERY_BEAT_SCHEDULE["sweep"]["options"])
+
+    [job] = job_queue(settings.DISPATCH_CONTROL_QUEUE)
+    expires = datetime.fromisoformat(job["headers"]["expires"])
+    interval = timedelta(seconds=settings.DISPATCH_SWEEP_INTERVAL_SECONDS)
+    assert sent_at < expires <= datetime.now(UTC) + interval
