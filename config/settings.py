@@ -135,9 +135,10 @@ LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # Queues: worker loops (dispatch.process_campaign) and live updates go to the
-# default queue. The short control tasks, dispatch.start_campaign and
-# dispatch.sweep, go to a queue of their own, so that a worker that consumes
-# only that queue runs them while loops occupy every thread of the others.
+# default queue. The short control tasks, dispatch.start_campaign,
+# dispatch.sweep and live.broadcast_campaign, go to a queue of their own, so
+# that a worker that consumes only that queue runs them while loops occupy
+# every thread of the others.
 # A worker started without -Q consumes both.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dispatch")
 DISPATCH_CONTROL_QUEUE = env_str("DISPATCH_CONTROL_QUEUE", "dispatch-control")
@@ -150,6 +151,7 @@ CELERY_TASK_QUEUES = [
 CELERY_TASK_ROUTES = {
     "dispatch.start_campaign": {"queue": DISPATCH_CONTROL_QUEUE},
     "dispatch.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
+    "live.broadcast_campaign": {"queue": DISPATCH_CONTROL_QUEUE},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -8,6 +8,7 @@ from django.conf import settings
 
 from config.celery import app as celery_app
 from dispatch.tasks import dispatch_campaign_later, sweep_task, wake_campaign_later
+from live.tasks import broadcast_campaign_later
 
 
 def task_names(jobs: list[dict]) -> list[str]:
@@ -25,6 +26,15 @@ def test_sweep_goes_to_control_queue(job_queue):
     sweep_task.delay()
 
     assert task_names(job_queue(settings.DISPATCH_CONTROL_QUEUE)) == ["dispatch.sweep"]
+    assert job_queue(settings.CELERY_TASK_DEFAULT_QUEUE) == []
+
+
+def test_header_broadcast_goes_to_control_queue(job_queue):
+    # A resume publishes its header through this task; behind busy loops it
+    # would reach open pages only when a loop ends.
+    broadcast_campaign_later(1)
+
+    assert task_names(job_queue(settings.DISPATCH_CONTROL_QUEUE)) == ["live.broadcast_campaign"]
     assert job_queue(settings.CELERY_TASK_DEFAULT_QUEUE) == []
 
 
