@@ -7,6 +7,7 @@ they need `django_db(transaction=True)`, because workers see only committed rows
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,17 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 def campaign_status(campaign: Campaign) -> str:
     """Read the campaign's status from the database."""
     return Campaign.objects.values_list("status", flat=True).get(pk=campaign.pk)
+
+
+def assert_each_sent_once(
+    campaign: Campaign, delivery_records: DeliveryRecords, recipients: int
+) -> None:
+    """Check that all `recipients` are sent and the provider delivered each exactly once."""
+    statuses = Counter(campaign.recipients.values_list("status", flat=True))
+    assert statuses == {Recipient.Status.SENT: recipients}
+    counts = delivery_records.counts(campaign.pk)
+    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
+    assert {pk: count for pk, count in counts.items() if count != 1} == {}
 
 
 def enqueue_start(campaign_id: int, broker_url: str) -> None:

@@ -21,9 +21,10 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Campaign, Recipient
-from tests.faults.cluster import DispatchCluster, wait_for
+from tests.faults.cluster import CeleryProcess, DispatchCluster, wait_for
 from tests.faults.conftest import (
     PrivateRedisServer,
+    assert_each_sent_once,
     campaign_status,
     enqueue_start,
     needs_redis_server,
@@ -96,6 +97,19 @@ def restart(private_redis: PrivateRedisServer, cluster: DispatchCluster) -> date
     return stopped_at
 
 
+def expect_reconnect(cluster: DispatchCluster, worker: CeleryProcess) -> None:
+    """Wait until the worker connects to Redis again, and check that it did not exit instead."""
+    wait_for(
+        lambda: not worker.is_running() or cluster.count_in_logs("Connected to redis") > 1,
+        RECONNECT_TIMEOUT_SECONDS,
+        lambda: "the worker neither exited nor reconnected after the restart",
+    )
+    assert worker.is_running(), (
+        f"the worker exited with code {worker.process.returncode} after the restart:\n"
+        f"{worker.log_tail()}"
+    )
+
+
 def test_dispatch_survives_redis_restart(
     create_campaign, private_redis, dispatch_cluster, delivery_records
 ):
@@ -133,11 +147,7 @@ def test_dispatch_survives_redis_restart(
     assert progress_at_restart.queued + progress_at_restart.in_flight > 0
 
     # It should deliver every recipient exactly once and record each as sent.
-    statuses = Counter(campaign.recipients.values_list("status", flat=True))
-    assert statuses == {Recipient.Status.SENT: RECIPIENTS}
-    counts = delivery_records.counts(campaign.pk)
-    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
-    assert {pk: count for pk, count in counts.items() if count != 1} == {}
+    assert_each_sent_once(campaign, delivery_records, RECIPIENTS)
 
 
 def test_sweep_starts_retries_after_restart(
@@ -194,11 +204,7 @@ def test_sweep_starts_retries_after_restart(
     assert cluster.count_in_logs(rf"sweep: .*woke campaigns \[{campaign.pk}\]") > woken_before
 
     # It should deliver every recipient exactly once and record each as sent.
-    statuses = Counter(campaign.recipients.values_list("status", flat=True))
-    assert statuses == {Recipient.Status.SENT: RETRY_RECIPIENTS}
-    counts = delivery_records.counts(campaign.pk)
-    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
-    assert {pk: count for pk, count in counts.items() if count != 1} == {}
+    assert_each_sent_once(campaign, delivery_records, RETRY_RECIPIENTS)
 
 
 def test_worker_survives_restart_during_loop(
@@ -228,21 +234,10 @@ def test_worker_survives_restart_during_loop(
     )
 
     restart(private_redis, cluster)
-    wait_for(
-        lambda: not worker.is_running() or cluster.count_in_logs("Connected to redis") > 1,
-        RECONNECT_TIMEOUT_SECONDS,
-        lambda: "the worker neither exited nor reconnected after the restart",
-    )
-    loop_finished_before_reconnect = cluster.count_in_logs(
-        f"campaign {campaign.pk}: worker loop finished"
-    )
+    expect_reconnect(cluster, worker)
 
-    # The worker should stay up, with its loop still running at the reconnect.
-    assert worker.is_running(), (
-        f"the worker exited with code {worker.process.returncode} after the restart:\n"
-        f"{worker.log_tail()}"
-    )
-    assert loop_finished_before_reconnect == 0
+    # The loop should still be running at the reconnect.
+    assert cluster.count_in_logs(f"campaign {campaign.pk}: worker loop finished") == 0
 
     wait_for(
         lambda: campaign_status(campaign) == Campaign.Status.COMPLETED,
@@ -253,11 +248,7 @@ def test_worker_survives_restart_during_loop(
 
     # The one loop should have delivered every recipient exactly once.
     assert cluster.count_in_logs(f"campaign {campaign.pk}: worker loop started") == 1
-    statuses = Counter(campaign.recipients.values_list("status", flat=True))
-    assert statuses == {Recipient.Status.SENT: LOOP_RECIPIENTS}
-    counts = delivery_records.counts(campaign.pk)
-    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
-    assert {pk: count for pk, count in counts.items() if count != 1} == {}
+    assert_each_sent_once(campaign, delivery_records, LOOP_RECIPIENTS)
 
 
 def test_waiting_loop_survives_restart(
@@ -291,17 +282,9 @@ def test_waiting_loop_survives_restart(
     loop_finished_at_restart = cluster.count_in_logs(
         f"campaign {campaign.pk}: worker loop finished"
     )
-    wait_for(
-        lambda: not worker.is_running() or cluster.count_in_logs("Connected to redis") > 1,
-        RECONNECT_TIMEOUT_SECONDS,
-        lambda: "the worker neither exited nor reconnected after the restart",
-    )
+    expect_reconnect(cluster, worker)
 
-    # The worker should stay up, with its loop still waiting when Redis came back.
-    assert worker.is_running(), (
-        f"the worker exited with code {worker.process.returncode} after the restart:\n"
-        f"{worker.log_tail()}"
-    )
+    # The loop should have been waiting still when Redis came back.
     assert loop_finished_at_restart == 0
 
     wait_for(
@@ -315,8 +298,4 @@ def test_waiting_loop_survives_restart(
     assert cluster.count_in_logs(f"campaign {campaign.pk}: worker loop started") == 1
     attempts = Counter(campaign.recipients.values_list("attempts", flat=True))
     assert attempts == {1: WAIT_RECIPIENTS - 3, 2: 3}
-    statuses = Counter(campaign.recipients.values_list("status", flat=True))
-    assert statuses == {Recipient.Status.SENT: WAIT_RECIPIENTS}
-    counts = delivery_records.counts(campaign.pk)
-    assert set(counts) == set(campaign.recipients.values_list("id", flat=True))
-    assert {pk: count for pk, count in counts.items() if count != 1} == {}
+    assert_each_sent_once(campaign, delivery_records, WAIT_RECIPIENTS)

@@ -233,21 +233,31 @@ def test_cancel_updates_both_pages(
     assert campaign.cancelled_at is not None
 
 
-def test_press_spanning_header_update(
-    page: Page, campaign: Campaign, redis_client: redis.Redis
-) -> None:
-    # An operator presses Pause just as a live update arrives, which happens
-    # several times a second during a dispatch.
+def open_live_header(page: Page, campaign: Campaign, redis_client: redis.Redis) -> Locator:
+    """Start the campaign, open its page with its stream subscribed, and return the header."""
     assert campaign.start()
     record_header_updates(page)
     page.goto(campaign.get_absolute_url())
     wait_for_snapshot(page)
     wait_for_subscribers(redis_client, campaign.pk, count=1)
-    campaign_header = header(page, campaign)
-    pause_button = campaign_header.get_by_role("button", name="Pause")
-    box = pause_button.bounding_box()
+    return header(page, campaign)
+
+
+def point_at(page: Page, target: Locator) -> None:
+    """Move the mouse to the middle of `target`, without pressing."""
+    box = target.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_press_spanning_header_update(
+    page: Page, campaign: Campaign, redis_client: redis.Redis
+) -> None:
+    # An operator presses Pause just as a live update arrives, which happens
+    # several times a second during a dispatch.
+    campaign_header = open_live_header(page, campaign, redis_client)
+    pause_button = campaign_header.get_by_role("button", name="Pause")
+    point_at(page, pause_button)
     pause_button.evaluate("(button) => { button.__pressed = true }")
 
     page.mouse.down()
@@ -276,11 +286,7 @@ def test_press_spanning_status_change(
     # The campaign pauses itself, for example on too many failures, while an
     # operator presses Pause. The Resume button then takes the Pause button's
     # place under the pointer.
-    assert campaign.start()
-    record_header_updates(page)
-    page.goto(campaign.get_absolute_url())
-    wait_for_snapshot(page)
-    wait_for_subscribers(redis_client, campaign.pk, count=1)
+    campaign_header = open_live_header(page, campaign, redis_client)
     page.evaluate(
         """() => {
           window.__submittedActions = []
@@ -289,10 +295,7 @@ def test_press_spanning_status_change(
           }, true)
         }"""
     )
-    campaign_header = header(page, campaign)
-    box = campaign_header.get_by_role("button", name="Pause").bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    point_at(page, campaign_header.get_by_role("button", name="Pause"))
 
     page.mouse.down()
     assert campaign.pause("3 failures since the last resume (limit 3)")
