@@ -7,6 +7,7 @@ Redis instances, which lets `manage.py`, the worker and the tests find them.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -50,24 +51,82 @@ def env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name}={raw!r} is not a boolean: use one of 1/0, true/false, yes/no, on/off")
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+) -> float:
+    """Read a finite float. Raises ValueError when it is outside [minimum, maximum],
+    or not above 0 with `positive`.
+
+    The default is returned as given, without the range check.
+    """
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={raw!r} is not a finite number")
+    _check_range(name, raw, value, minimum, maximum, positive, "a number")
+    return value
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """Read an integer. Raises ValueError when it is outside [minimum, maximum].
+
+    The default is returned as given, without the range check.
+    """
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
+    _check_range(name, raw, value, minimum, maximum, False, "an integer")
+    return value
+
+
+def _check_range(
+    name: str,
+    raw: str,
+    value: float,
+    minimum: float | None,
+    maximum: float | None,
+    positive: bool,
+    kind: str,
+) -> None:
+    too_low = (minimum is not None and value < minimum) or (positive and value <= 0)
+    too_high = maximum is not None and value > maximum
+    if not (too_low or too_high):
+        return
+    if positive and maximum is not None:
+        allowed = f"{kind} above 0 and at most {maximum}"
+    elif positive:
+        allowed = f"{kind} above 0"
+    elif minimum is not None and maximum is not None:
+        allowed = f"{kind} from {minimum} to {maximum}"
+    elif minimum is not None:
+        allowed = f"{kind} of at least {minimum}"
+    else:
+        allowed = f"{kind} of at most {maximum}"
+    raise ValueError(f"{name}={raw!r} is out of range: expected {allowed}")
+
+
+def require_at_least(name: str, value: float, lower_name: str, lower: float) -> None:
+    """Raise ValueError unless setting `name` is at least setting `lower_name`."""
+    if value < lower:
+        raise ValueError(
+            f"{name}={value} is less than {lower_name}={lower}: set {name} to at least {lower_name}"
+        )
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

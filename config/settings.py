@@ -14,7 +14,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from config.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
+from config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    load_dotenv,
+    require_at_least,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -86,7 +94,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/campaign_dispatcher"),
-        conn_max_age=env_int("CONN_MAX_AGE", 0),
+        conn_max_age=env_int("CONN_MAX_AGE", 0, minimum=0),
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -117,7 +125,7 @@ if WHITENOISE_USE_FINDERS:
 
 # The new-campaign form posts five fields per recipient row. Django's default
 # limit of 1,000 fields would reject a form of about 200 rows.
-MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000)
+MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
 
 # Redis: the Celery broker and the live-update fan-out. It stores nothing that
@@ -128,10 +136,10 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # environment (and every test run) needs its own prefix.
 LIVE_UPDATES_CHANNEL_PREFIX = env_str("LIVE_UPDATES_CHANNEL_PREFIX", "campaign-dispatcher")
 # Seconds between keep-alive comments on an idle live-update stream.
-LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.0)
+LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.0, positive=True)
 # Shortest time between two header updates that one process publishes for a
 # campaign while outcomes stream in; status changes are published at once.
-LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2)
+LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2, minimum=0.0)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # Queues: worker loops (dispatch.process_campaign) and live updates go to the
@@ -177,47 +185,61 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # DELIVERY_FLAKY_EMAIL_DOMAIN fail transiently on their first attempt; the
 # others fail transiently with probability DELIVERY_FAILURE_RATE (0.0 to 1.0).
 DELIVERY_PROVIDER = env_str("DELIVERY_PROVIDER", "dispatch.providers.SimulatedProvider")
-DELIVERY_DELAY_MIN_SECONDS = env_float("DELIVERY_DELAY_MIN_SECONDS", 1.0)
-DELIVERY_DELAY_MAX_SECONDS = env_float("DELIVERY_DELAY_MAX_SECONDS", 3.0)
-DELIVERY_FAILURE_RATE = env_float("DELIVERY_FAILURE_RATE", 0.0)
+DELIVERY_DELAY_MIN_SECONDS = env_float("DELIVERY_DELAY_MIN_SECONDS", 1.0, minimum=0.0)
+DELIVERY_DELAY_MAX_SECONDS = env_float("DELIVERY_DELAY_MAX_SECONDS", 3.0, minimum=0.0)
+require_at_least(
+    "DELIVERY_DELAY_MAX_SECONDS",
+    DELIVERY_DELAY_MAX_SECONDS,
+    "DELIVERY_DELAY_MIN_SECONDS",
+    DELIVERY_DELAY_MIN_SECONDS,
+)
+DELIVERY_FAILURE_RATE = env_float("DELIVERY_FAILURE_RATE", 0.0, minimum=0.0, maximum=1.0)
 DELIVERY_FAIL_EMAIL_DOMAIN = env_str("DELIVERY_FAIL_EMAIL_DOMAIN", "fail.example.com")
 DELIVERY_FAIL_PHONE_PREFIX = env_str("DELIVERY_FAIL_PHONE_PREFIX", "+1555999")
 DELIVERY_FLAKY_EMAIL_DOMAIN = env_str("DELIVERY_FLAKY_EMAIL_DOMAIN", "flaky.example.com")
 
-# Dispatch engine (dispatch/engine.py).
+# Dispatch engine (dispatch/engine.py). Each value is checked at startup:
+# a value out of range raises ValueError here, instead of leaving a started
+# campaign stuck in processing.
 # Deliveries in progress at once in one worker loop (threads).
-DELIVERY_CONCURRENCY = env_int("DELIVERY_CONCURRENCY", 64)
+DELIVERY_CONCURRENCY = env_int("DELIVERY_CONCURRENCY", 64, minimum=1)
 # Recipients claimed per database round trip.
-DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 200)
+DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 200, minimum=1)
 # Worker loops woken per campaign when it starts or is resumed.
-DISPATCH_WORKERS_PER_CAMPAIGN = env_int("DISPATCH_WORKERS_PER_CAMPAIGN", 4)
+DISPATCH_WORKERS_PER_CAMPAIGN = env_int("DISPATCH_WORKERS_PER_CAMPAIGN", 4, minimum=1)
 # Seconds a claim stays valid without renewal; a live worker renews its claims
 # every third of this. After a worker dies, its claims return to the queue
 # within this plus DISPATCH_SWEEP_INTERVAL_SECONDS.
-DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 60.0)
+DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 60.0, positive=True)
 # Seconds between sweeps. The sweep also wakes campaigns whose retries have
 # fallen due, so a retry starts at most about this long after its time when
 # a worker thread is free. A loop with nothing due waits for the next retry,
 # instead of exiting, when that retry is due within this long.
-DISPATCH_SWEEP_INTERVAL_SECONDS = env_float("DISPATCH_SWEEP_INTERVAL_SECONDS", 15.0)
+DISPATCH_SWEEP_INTERVAL_SECONDS = env_float("DISPATCH_SWEEP_INTERVAL_SECONDS", 15.0, positive=True)
 # Outcomes are written in bulk every this many seconds or outcomes.
-DISPATCH_FLUSH_INTERVAL_SECONDS = env_float("DISPATCH_FLUSH_INTERVAL_SECONDS", 0.2)
-DISPATCH_FLUSH_SIZE = env_int("DISPATCH_FLUSH_SIZE", 500)
+DISPATCH_FLUSH_INTERVAL_SECONDS = env_float("DISPATCH_FLUSH_INTERVAL_SECONDS", 0.2, positive=True)
+DISPATCH_FLUSH_SIZE = env_int("DISPATCH_FLUSH_SIZE", 500, minimum=1)
 # Attempts per recipient for transient errors, with exponential backoff and
 # jitter between them: about BASE * 2^(n-1) seconds, at most MAX.
-DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 5)
-DELIVERY_RETRY_BASE_SECONDS = env_float("DELIVERY_RETRY_BASE_SECONDS", 5.0)
-DELIVERY_RETRY_MAX_SECONDS = env_float("DELIVERY_RETRY_MAX_SECONDS", 600.0)
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 5, minimum=1)
+DELIVERY_RETRY_BASE_SECONDS = env_float("DELIVERY_RETRY_BASE_SECONDS", 5.0, minimum=0.0)
+DELIVERY_RETRY_MAX_SECONDS = env_float("DELIVERY_RETRY_MAX_SECONDS", 600.0, minimum=0.0)
+require_at_least(
+    "DELIVERY_RETRY_MAX_SECONDS",
+    DELIVERY_RETRY_MAX_SECONDS,
+    "DELIVERY_RETRY_BASE_SECONDS",
+    DELIVERY_RETRY_BASE_SECONDS,
+)
 # Global rate limit per provider, across every worker on every host, in
 # messages per second (0 means none); the burst is the bucket's size.
-DELIVERY_RATE_LIMIT_PER_SECOND = env_float("DELIVERY_RATE_LIMIT_PER_SECOND", 0.0)
-DELIVERY_RATE_LIMIT_BURST = env_int("DELIVERY_RATE_LIMIT_BURST", 0) or None
+DELIVERY_RATE_LIMIT_PER_SECOND = env_float("DELIVERY_RATE_LIMIT_PER_SECOND", 0.0, minimum=0.0)
+DELIVERY_RATE_LIMIT_BURST = env_int("DELIVERY_RATE_LIMIT_BURST", 0, minimum=0) or None
 # Automatic pause: when failures since the last resume reach this count, or
 # this share of processed recipients once at least AUTO_PAUSE_MIN_PROCESSED
 # were processed (0 turns a rule off).
-AUTO_PAUSE_FAILURE_COUNT = env_int("AUTO_PAUSE_FAILURE_COUNT", 0)
-AUTO_PAUSE_FAILURE_RATE = env_float("AUTO_PAUSE_FAILURE_RATE", 0.0)
-AUTO_PAUSE_MIN_PROCESSED = env_int("AUTO_PAUSE_MIN_PROCESSED", 100)
+AUTO_PAUSE_FAILURE_COUNT = env_int("AUTO_PAUSE_FAILURE_COUNT", 0, minimum=0)
+AUTO_PAUSE_FAILURE_RATE = env_float("AUTO_PAUSE_FAILURE_RATE", 0.0, minimum=0.0, maximum=1.0)
+AUTO_PAUSE_MIN_PROCESSED = env_int("AUTO_PAUSE_MIN_PROCESSED", 100, minimum=0)
 
 # Redis delivers a task again when a worker has not acknowledged it within
 # the visibility timeout. Tasks acknowledge their message as they start and

@@ -70,6 +70,29 @@ class EngineSettings:
     # interval of their due time, so waiting longer would gain little.
     retry_wait_seconds: float
 
+    def __post_init__(self) -> None:
+        # config/settings.py checks the environment, but a caller can build
+        # these directly. A batch size of 0 would make the loop claim nothing
+        # and spin, and a concurrency of 0 would start no delivery.
+        minimums = {
+            "concurrency": 1,
+            "batch_size": 1,
+            "flush_size": 1,
+            "max_attempts": 1,
+        }
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            if value < minimum:
+                raise ValueError(f"invalid {name} {value!r}: expected at least {minimum}")
+        for name in ("lease_seconds", "flush_interval"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"invalid {name} {value!r}: expected a number above 0")
+        for name in ("retry_base_seconds", "retry_max_seconds", "retry_wait_seconds"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ValueError(f"invalid {name} {value!r}: expected a number of at least 0")
+
     @classmethod
     def from_settings(cls) -> EngineSettings:
         return cls(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config.env import env_bool, env_float, env_int, env_list, load_dotenv
+from config.env import env_bool, env_float, env_int, env_list, load_dotenv, require_at_least
 
 # Variable names that only these tests use, so no real setting is touched.
 KEYS = ["DOTENV_TEST_PLAIN", "DOTENV_TEST_QUOTED", "DOTENV_TEST_SINGLE", "DOTENV_TEST_OTHER"]
@@ -180,6 +180,40 @@ def test_env_numbers_reject_text(monkeypatch: pytest.MonkeyPatch) -> None:
         env_int("DOTENV_TEST_PLAIN", 1)
     with pytest.raises(ValueError, match=r"DOTENV_TEST_OTHER='fast' is not a number"):
         env_float("DOTENV_TEST_OTHER", 1.0)
+
+
+def test_env_numbers_check_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOTENV_TEST_PLAIN", "5")
+
+    assert env_int("DOTENV_TEST_PLAIN", 1, minimum=5, maximum=5) == 5
+    assert env_float("DOTENV_TEST_PLAIN", 1.0, positive=True, maximum=5.0) == 5.0
+    with pytest.raises(ValueError, match=r"DOTENV_TEST_PLAIN='5' is out of range: .* at least 6$"):
+        env_int("DOTENV_TEST_PLAIN", 1, minimum=6)
+    with pytest.raises(ValueError, match=r"'5' is out of range: expected an integer of at most 4$"):
+        env_int("DOTENV_TEST_PLAIN", 1, maximum=4)
+    with pytest.raises(
+        ValueError, match=r"'5' is out of range: expected a number from 0.0 to 1.0$"
+    ):
+        env_float("DOTENV_TEST_PLAIN", 0.0, minimum=0.0, maximum=1.0)
+
+
+def test_env_float_positive_rejects_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOTENV_TEST_PLAIN", "0")
+
+    with pytest.raises(ValueError, match=r"'0' is out of range: expected a number above 0$"):
+        env_float("DOTENV_TEST_PLAIN", 1.0, positive=True)
+
+
+def test_env_numbers_default_skips_range(unset: Callable[..., None]) -> None:
+    # The default is the caller's own value, so only environment values are checked.
+    assert env_int("DOTENV_TEST_PLAIN", 0, minimum=1) == 0
+    assert env_float("DOTENV_TEST_PLAIN", -1.0, positive=True) == -1.0
+
+
+def test_require_at_least() -> None:
+    require_at_least("HIGH", 2.0, "LOW", 2.0)
+    with pytest.raises(ValueError, match=r"^HIGH=1.0 is less than LOW=2.0: set HIGH to at least"):
+        require_at_least("HIGH", 1.0, "LOW", 2.0)
 
 
 def test_env_list_splits_commas(

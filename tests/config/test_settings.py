@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SETUP = "import django; django.setup()"
@@ -140,3 +142,86 @@ def test_env_example_names_every_setting() -> None:
 
     assert read, "no env_* calls found in config/settings.py"
     assert sorted(read - listed) == []
+
+
+# Each value would leave a started campaign stuck in processing, or make the
+# engine or the live stream spin, so each must stop the process at startup.
+OUT_OF_RANGE = [
+    ("DELIVERY_CONCURRENCY", "0", "at least 1"),
+    ("DELIVERY_CONCURRENCY", "-1", "at least 1"),
+    ("DISPATCH_BATCH_SIZE", "0", "at least 1"),
+    ("DISPATCH_BATCH_SIZE", "-3", "at least 1"),
+    ("DISPATCH_WORKERS_PER_CAMPAIGN", "0", "at least 1"),
+    ("DISPATCH_FLUSH_SIZE", "0", "at least 1"),
+    ("DISPATCH_FLUSH_INTERVAL_SECONDS", "0", "above 0"),
+    ("DELIVERY_LEASE_SECONDS", "0", "above 0"),
+    ("DELIVERY_LEASE_SECONDS", "nan", "not a finite number"),
+    ("DISPATCH_SWEEP_INTERVAL_SECONDS", "-5", "above 0"),
+    ("DELIVERY_MAX_ATTEMPTS", "0", "at least 1"),
+    ("DELIVERY_RETRY_BASE_SECONDS", "-1", "at least 0.0"),
+    ("DELIVERY_RETRY_MAX_SECONDS", "-1", "at least 0.0"),
+    ("DELIVERY_RATE_LIMIT_PER_SECOND", "-1", "at least 0.0"),
+    ("DELIVERY_RATE_LIMIT_PER_SECOND", "inf", "not a finite number"),
+    ("DELIVERY_RATE_LIMIT_BURST", "-1", "at least 0"),
+    ("DELIVERY_FAILURE_RATE", "2", "from 0.0 to 1.0"),
+    ("DELIVERY_FAILURE_RATE", "-0.1", "from 0.0 to 1.0"),
+    ("AUTO_PAUSE_FAILURE_RATE", "1.5", "from 0.0 to 1.0"),
+    ("AUTO_PAUSE_FAILURE_COUNT", "-1", "at least 0"),
+    ("AUTO_PAUSE_MIN_PROCESSED", "-1", "at least 0"),
+    ("DELIVERY_DELAY_MIN_SECONDS", "-1", "at least 0.0"),
+    ("DELIVERY_DELAY_MAX_SECONDS", "-1", "at least 0.0"),
+    ("LIVE_UPDATES_KEEPALIVE_SECONDS", "0", "above 0"),
+    ("LIVE_HEADER_INTERVAL_SECONDS", "-0.2", "at least 0.0"),
+    ("MAX_RECIPIENT_ROWS", "0", "at least 1"),
+    ("CONN_MAX_AGE", "-1", "at least 0"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), OUT_OF_RANGE)
+def test_out_of_range_setting_fails(tmp_path: Path, name: str, value: str, allowed: str) -> None:
+    result = start_django(tmp_path, DEBUG="true", **{name: value})
+
+    assert result.returncode != 0
+    error = last_line(result.stderr)
+    assert error.startswith("ValueError:")
+    assert f"{name}={value!r}" in error
+    assert allowed in error
+
+
+@pytest.mark.parametrize(
+    ("low_name", "low", "high_name", "high"),
+    [
+        ("DELIVERY_RETRY_BASE_SECONDS", "10", "DELIVERY_RETRY_MAX_SECONDS", "5"),
+        ("DELIVERY_DELAY_MIN_SECONDS", "3", "DELIVERY_DELAY_MAX_SECONDS", "1"),
+    ],
+)
+def test_maximum_below_minimum_fails(
+    tmp_path: Path, low_name: str, low: str, high_name: str, high: str
+) -> None:
+    result = start_django(tmp_path, DEBUG="true", **{low_name: low, high_name: high})
+
+    assert result.returncode != 0
+    error = last_line(result.stderr)
+    assert error.startswith("ValueError:")
+    assert f"{high_name}={float(high)} is less than {low_name}={float(low)}" in error
+
+
+def test_range_limits_are_accepted(tmp_path: Path) -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DISPATCH_BATCH_SIZE, settings.DELIVERY_FAILURE_RATE, "
+        "settings.DELIVERY_RETRY_MAX_SECONDS, settings.DELIVERY_RATE_LIMIT_BURST)"
+    )
+    result = start_django(
+        tmp_path,
+        code=code,
+        DEBUG="true",
+        DISPATCH_BATCH_SIZE="1",
+        DELIVERY_FAILURE_RATE="1",
+        DELIVERY_RETRY_BASE_SECONDS="0",
+        DELIVERY_RETRY_MAX_SECONDS="0",
+        DELIVERY_RATE_LIMIT_BURST="0",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1.0", "0.0", "None"]

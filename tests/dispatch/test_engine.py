@@ -397,3 +397,23 @@ def test_loop_respects_rate_limit(make_campaign, settings, redis_client):
     # 8 messages at 20/s with a bucket of 1 cannot take less than 7 / 20 s.
     assert elapsed >= 7 / 20
     assert len(provider.deliveries) == 8
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("concurrency", 0),
+        ("concurrency", -1),
+        ("batch_size", 0),
+        ("batch_size", -3),
+        ("flush_size", 0),
+        ("max_attempts", 0),
+        ("lease_seconds", 0),
+        ("flush_interval", 0),
+        ("retry_base_seconds", -1),
+        ("retry_wait_seconds", -1),
+    ],
+)
+def test_engine_settings_reject_out_of_range(field, value):
+    with pytest.raises(ValueError, match=f"invalid {field} {value}"):
+        engine_settings(**{field: value})
