@@ -301,7 +301,10 @@ class _Loop:
         while self.active:
             try:
                 limiter.acquire(timeout=1)
-                return True
+                # acquire() may have slept for up to the timeout, and the
+                # campaign may have stopped meanwhile. The token is then
+                # spent unused, which only slows other senders a little.
+                return self.active
             except RateLimitTimeout as exc:
                 # The next token is more than a second away: sleep up to a
                 # second, then look at the campaign's status again.

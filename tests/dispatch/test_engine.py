@@ -399,6 +399,61 @@ def test_loop_respects_rate_limit(make_campaign, settings, redis_client):
     assert len(provider.deliveries) == 8
 
 
+class BlockingLimiter:
+    """A rate limiter whose acquire() blocks until the test grants the token.
+
+    It stands in for a Redis limiter that sleeps inside acquire() until the
+    next token is due.
+    """
+
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+        self.granted = threading.Event()
+
+    def acquire(self, tokens: int = 1, timeout: float | None = None) -> None:
+        self.waiting.set()
+        assert self.granted.wait(THREAD_TIMEOUT_SECONDS), "the test never granted the token"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_during_rate_limit_wait_starts_nothing(make_campaign, monkeypatch, caplog):
+    campaign = make_campaign(recipients=[{"email": "waiting@example.com"}])
+    campaign.start()
+    provider = RecordingProvider()
+    limiter = BlockingLimiter()
+    monkeypatch.setattr("dispatch.engine.limiter_for", lambda *args: limiter)
+
+    def run_loop() -> None:
+        try:
+            run_campaign(campaign.pk, provider, FAST)
+        finally:
+            connection.close()
+
+    def loop_saw_pause() -> bool:
+        return any("this worker stops claiming" in r.getMessage() for r in caplog.records)
+
+    loop = threading.Thread(target=run_loop)
+    with caplog.at_level(logging.INFO, logger="dispatch.engine"):
+        loop.start()
+        assert limiter.waiting.wait(THREAD_TIMEOUT_SECONDS), "no delivery asked for a token"
+        assert campaign.pause("operator")
+        deadline = time.monotonic() + THREAD_TIMEOUT_SECONDS
+        while not loop_saw_pause():
+            assert time.monotonic() < deadline, "the loop did not notice the pause"
+            time.sleep(0.05)
+        # The token arrives after the pause, as it does when acquire() sleeps
+        # through the pause.
+        limiter.granted.set()
+    loop.join(timeout=THREAD_TIMEOUT_SECONDS)
+
+    assert not loop.is_alive()
+    assert provider.deliveries == []
+    recipient = campaign.recipients.get()
+    assert recipient.status == Recipient.Status.QUEUED
+    assert recipient.claim_token is None
+    assert recipient.delivery_attempts.count() == 0
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
