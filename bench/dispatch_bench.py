@@ -200,7 +200,14 @@ class Run:
         return (small // 10, large // 10) if self.quick else (small, large)
 
 
-def verdict(met: bool) -> str:
+QUICK_VERDICT = "not judged at --quick size"
+
+
+def verdict(run: Run, met: bool) -> str:
+    """Return the summary's verdict. The targets are for full sizes, so a
+    --quick run is not judged against them."""
+    if run.quick:
+        return QUICK_VERDICT
     return "met" if met else "MISSED"
 
 
@@ -329,6 +336,20 @@ def check_schema() -> None:
             f"{settings.DATABASES['default']['NAME']!r}; run "
             "`DEBUG=true .venv/bin/python manage.py migrate` with the same DATABASE_URL"
         )
+
+
+def check_redis() -> None:
+    url = redact_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise BenchError(
+            f"cannot connect to Redis at {url} ({exc}); start it with `bin/services ensure` "
+            "or point REDIS_URL at another loopback server"
+        ) from exc
+    finally:
+        client.close()
 
 
 def print_environment(run: Run) -> None:
@@ -881,7 +902,14 @@ class WorkerSet:
 def running_workers(
     label: str, overrides: dict[str, str], registry: CampaignRegistry, log_dir: Path
 ) -> Iterator[WorkerSet]:
+    """Start workers for the block, then stop them and delete the block's campaigns.
+
+    Campaigns are deleted only after every worker has exited. A loop that
+    still runs would otherwise record an attempt for a deleted recipient,
+    and the delete would fail with an IntegrityError.
+    """
     workers = WorkerSet(label, overrides, log_dir)
+    earlier_ids = set(registry.ids)
     try:
         workers.start()
         yield workers
@@ -889,7 +917,14 @@ def running_workers(
         # Cancelled campaigns make their loops stop claiming within about
         # 0.2 s, so the warm shutdown below does not wait for a whole campaign.
         registry.cancel_processing()
-        workers.stop()
+        try:
+            workers.stop()
+        except BaseException:
+            # A signal interrupted the stop. raise_system_exit ignores
+            # repeated SIGTERMs, so a second stop runs to the end.
+            workers.stop()
+            raise
+        registry.delete([pk for pk in registry.ids if pk not in earlier_ids])
 
 
 # ---------------------------------------------------------------------------
@@ -977,10 +1012,10 @@ def warm_up(registry: CampaignRegistry, workers: WorkerSet, run: Run) -> None:
     connections are not part of the measured campaign."""
     size = run.size("warmup")
     campaign = create_seeded_campaign(registry, "warm-up", size)
-    try:
-        result = dispatch_and_wait(campaign, size, workers, engine_timeout(size), "warm-up")
-    finally:
-        registry.delete([campaign.pk])
+    result = dispatch_and_wait(campaign, size, workers, engine_timeout(size), "warm-up")
+    # Completed: no loop writes to it any more. After a failure,
+    # running_workers deletes it once the workers have stopped.
+    registry.delete([campaign.pk])
     say(f"  warm-up: {size:,} recipients in {result.seconds:.2f} s (not counted)")
 
 
@@ -1005,13 +1040,10 @@ def figure_engine(run: Run, registry: CampaignRegistry, log_dir: Path) -> None:
     with running_workers("figure3", overrides, registry, log_dir) as workers:
         warm_up(registry, workers, run)
         campaign = create_seeded_campaign(registry, "figure 3 engine", total)
-        try:
-            result = dispatch_and_wait(
-                campaign, total, workers, engine_timeout(total), "engine zero latency"
-            )
-        finally:
-            registry.cancel_processing()
-            registry.delete([campaign.pk])
+        result = dispatch_and_wait(
+            campaign, total, workers, engine_timeout(total), "engine zero latency"
+        )
+        registry.delete([campaign.pk])
     print_engine_result(result)
 
     result_text = f"{result.rate:,.0f} recipients/s"
@@ -1032,7 +1064,7 @@ def figure_engine(run: Run, registry: CampaignRegistry, log_dir: Path) -> None:
             f"DELIVERY_CONCURRENCY={settings.DELIVERY_CONCURRENCY}",
             result_text,
             f">= {ENGINE_TARGET_RATE:,.0f}/s and >= {ENGINE_TARGET_SHARE_OF_RAW:.0%} of (1)",
-            verdict(targets_met) + ("" if run.raw_rate else " (rate only)"),
+            verdict(run, targets_met) + ("" if run.raw_rate or run.quick else " (rate only)"),
         )
     )
 
@@ -1071,13 +1103,10 @@ def figure_latency(run: Run, registry: CampaignRegistry, log_dir: Path) -> None:
     }
     with running_workers("figure4", overrides, registry, log_dir) as workers:
         campaign = create_seeded_campaign(registry, "figure 4 latency", total)
-        try:
-            result = dispatch_and_wait(
-                campaign, total, workers, LATENCY_TIMEOUT_SECONDS, "engine 1-3 s latency"
-            )
-        finally:
-            registry.cancel_processing()
-            registry.delete([campaign.pk])
+        result = dispatch_and_wait(
+            campaign, total, workers, LATENCY_TIMEOUT_SECONDS, "engine 1-3 s latency"
+        )
+        registry.delete([campaign.pk])
     print_engine_result(result)
     say()
     run.figures.append(
@@ -1088,7 +1117,7 @@ def figure_latency(run: Run, registry: CampaignRegistry, log_dir: Path) -> None:
             f"DELIVERY_CONCURRENCY={LATENCY_CONCURRENCY}, no rate limit",
             f"{result.seconds:.1f} s to completed",
             f"< {LATENCY_TARGET_SECONDS:.0f} s",
-            verdict(result.seconds < LATENCY_TARGET_SECONDS),
+            verdict(run, result.seconds < LATENCY_TARGET_SECONDS),
         )
     )
 
@@ -1116,14 +1145,11 @@ def figure_memory(run: Run, registry: CampaignRegistry, log_dir: Path) -> None:
         )
         for size in sizes:
             campaign = create_seeded_campaign(registry, f"figure 5 memory {size}", size)
-            try:
-                result = dispatch_and_wait(
-                    campaign, size, workers, engine_timeout(size), f"memory {size:,}"
-                )
-            finally:
-                registry.cancel_processing()
-                say(f"  deleting campaign {campaign.pk} ...")
-                registry.delete([campaign.pk])
+            result = dispatch_and_wait(
+                campaign, size, workers, engine_timeout(size), f"memory {size:,}"
+            )
+            say(f"  deleting campaign {campaign.pk} ...")
+            registry.delete([campaign.pk])
             print_engine_result(result)
             peaks_by_size[size] = result.peak_rss_kib
 
@@ -1147,7 +1173,7 @@ def figure_memory(run: Run, registry: CampaignRegistry, log_dir: Path) -> None:
                 f"{size:,} recipients, {workers.describe()}, zero latency, DEBUG={settings.DEBUG}",
                 f"{peaks} MiB",
                 f"< {RSS_TARGET_MIB:.0f} MiB, flat",
-                verdict(under_target and flat) if size == large else "",
+                verdict(run, under_target and flat) if size == large else "",
             )
         )
 
@@ -1231,7 +1257,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def raise_system_exit(signum: int, _frame: object) -> None:
     say(f"Received {signal.Signals(signum).name}: stopping workers and deleting bench campaigns")
+    # A second SIGTERM would interrupt the cleanup, for example between
+    # stopping the workers and deleting the campaigns, so it is ignored.
+    signal.signal(signal.SIGTERM, ignore_repeated_signal)
     raise SystemExit(128 + signum)
+
+
+def ignore_repeated_signal(signum: int, _frame: object) -> None:
+    say(f"Received {signal.Signals(signum).name} again: still cleaning up (SIGKILL stops at once)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1249,9 +1282,12 @@ def main(argv: list[str] | None = None) -> int:
         (4, partial(figure_latency, run, registry, log_dir)),
         (5, partial(figure_memory, run, registry, log_dir)),
     ]
+    redis_reached = False
     try:
         require_loopback_servers()
         check_schema()
+        check_redis()
+        redis_reached = True
         print_environment(run)
         report_leftovers(arguments.delete_leftovers)
         for number, step in steps:
@@ -1268,15 +1304,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         registry.delete_all()
-        delete_broker_keys()
+        if redis_reached:
+            delete_broker_keys()
+        remove_if_empty(log_dir)
+        if log_dir.exists():
+            say(f"Worker logs: {log_dir}")
 
     print_summary(run)
     say(f"Load average at the end: {load_average()}.")
-    if any(log_dir.iterdir()):
-        say(f"Worker logs: {log_dir}")
-    else:
-        log_dir.rmdir()
     return 1 if run.failures else 0
+
+
+def remove_if_empty(log_dir: Path) -> None:
+    """Remove the log folder unless a worker wrote a log into it."""
+    with suppress(OSError):
+        if not any(log_dir.iterdir()):
+            log_dir.rmdir()
 
 
 if __name__ == "__main__":
