@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Campaign, Recipient, StatusCountChange
 from dispatch import claims
 from dispatch.locks import advisory_lock
 from live import broadcasts
@@ -36,10 +36,12 @@ class SweepResult:
     expired: int = 0
     woken: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
+    folded: int = 0
 
 
 def sweep() -> SweepResult:
-    """Requeue expired claims, then wake or complete processing campaigns that need it."""
+    """Requeue expired claims, wake or complete processing campaigns that need it, and
+    fold the status count changes."""
     result = SweepResult()
     with advisory_lock(SWEEP_LOCK_KEY) as acquired:
         if not acquired:
@@ -48,6 +50,8 @@ def sweep() -> SweepResult:
         result.ran = True
         _expire_leases(result)
         _repair_campaigns(result)
+        # Keeps the sums behind every campaign's header short.
+        result.folded = StatusCountChange.fold()
     if result.expired or result.woken or result.completed:
         logger.info(
             "sweep: %d expired claims requeued; woke campaigns %s; completed campaigns %s",
