@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from campaigns.forms import CampaignForm, RecipientFormSet
 from campaigns.models import Campaign, Recipient
 from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
-from live.broadcasts import header_context
+from live.broadcasts import header_context, turbo_request_id
 from live.tasks import broadcast_campaign_later
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,14 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         cancelled = campaign.cancel()
         if cancelled:
-            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk, refresh=True))
+            transaction.on_commit(
+                partial(
+                    broadcast_campaign_later,
+                    campaign.pk,
+                    refresh=True,
+                    request_id=turbo_request_id(request),
+                )
+            )
     if cancelled:
         logger.info("campaign %s: cancelled by an operator", pk)
         messages.success(
@@ -238,7 +245,14 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
         queued = campaign.retry_failed()
         if queued:
             transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
-            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk, refresh=True))
+            transaction.on_commit(
+                partial(
+                    broadcast_campaign_later,
+                    campaign.pk,
+                    refresh=True,
+                    request_id=turbo_request_id(request),
+                )
+            )
     if queued:
         logger.info("campaign %s: %d failed recipients queued again", pk, queued)
         messages.success(request, f"{queued} failed recipient{pluralize(queued)} queued again.")
