@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from campaigns.forms import CampaignForm, RecipientFormSet
 from campaigns.models import Campaign, Recipient
 from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
-from live.broadcasts import header_context
+from live.broadcasts import header_context, turbo_request_id
 from live.tasks import broadcast_campaign_later
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 CAMPAIGNS_PER_PAGE = 20
 
 _READ_ONLY_MESSAGE = "This campaign was already dispatched; it is read-only."
+_CANCELLED_MESSAGE = "This campaign was cancelled, so it can no longer be edited or deleted."
 # Shown when the database rejects a save that passed validation: another
 # request saved the same email or phone number first, or two saved rows
 # swapped values, which the unique indexes reject row by row.
@@ -70,7 +71,7 @@ def create(request: HttpRequest) -> HttpResponse:
 def edit(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     if not campaign.is_editable:
-        messages.error(request, _READ_ONLY_MESSAGE)
+        messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
     if request.method == "GET":
         return _render_form(
@@ -95,7 +96,7 @@ def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
                 .filter(pk=campaign_id, status=Campaign.Status.PENDING)
                 .exists()
             ):
-                messages.error(request, _READ_ONLY_MESSAGE)
+                messages.error(request, _read_only_message(_stored_status(campaign_id)))
                 return see_other(campaign.get_absolute_url())
             form.save()
             formset.save()
@@ -129,13 +130,13 @@ def _bind(
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     if not campaign.is_editable:
-        messages.error(request, _READ_ONLY_MESSAGE)
+        messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
     if request.method == "GET":
         return render(request, "campaigns/confirm_delete.html", {"campaign": campaign})
 
     if not campaign.delete_if_pending():
-        messages.error(request, _READ_ONLY_MESSAGE)
+        messages.error(request, _read_only_message(_stored_status(pk)))
         return see_other(campaign.get_absolute_url())
     logger.info("campaign %s: deleted", pk)
     messages.success(request, f"Campaign “{campaign.name}” deleted.")
@@ -160,6 +161,8 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
     campaign.refresh_from_db(fields=["status"])
     if campaign.status == Campaign.Status.PENDING:
         messages.error(request, "This campaign has no recipients to dispatch. Add one first.")
+    elif campaign.status == Campaign.Status.CANCELLED:
+        messages.error(request, "This campaign was cancelled, so it cannot be dispatched.")
     else:
         messages.info(request, "This campaign was already dispatched.")
     return see_other(campaign.get_absolute_url())
@@ -218,7 +221,14 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         cancelled = campaign.cancel()
         if cancelled:
-            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk, refresh=True))
+            transaction.on_commit(
+                partial(
+                    broadcast_campaign_later,
+                    campaign.pk,
+                    refresh=True,
+                    request_id=turbo_request_id(request),
+                )
+            )
     if cancelled:
         logger.info("campaign %s: cancelled by an operator", pk)
         messages.success(
@@ -238,7 +248,14 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
         queued = campaign.retry_failed()
         if queued:
             transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
-            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk, refresh=True))
+            transaction.on_commit(
+                partial(
+                    broadcast_campaign_later,
+                    campaign.pk,
+                    refresh=True,
+                    request_id=turbo_request_id(request),
+                )
+            )
     if queued:
         logger.info("campaign %s: %d failed recipients queued again", pk, queued)
         messages.success(request, f"{queued} failed recipient{pluralize(queued)} queued again.")
@@ -262,6 +279,20 @@ def attempts(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
         "attempts": recipient.delivery_attempts.order_by("number", "id"),
     }
     return render(request, "campaigns/attempts.html", context)
+
+
+def _stored_status(pk: int) -> str | None:
+    """Return the campaign's status in the database, or None when it was deleted."""
+    return Campaign.objects.filter(pk=pk).values_list("status", flat=True).first()
+
+
+def _read_only_message(status: str | None) -> str:
+    """Build the message that explains why a campaign in `status` cannot be edited or deleted."""
+    if status == Campaign.Status.CANCELLED:
+        return _CANCELLED_MESSAGE
+    if status is None:
+        return "This campaign was deleted."
+    return _READ_ONLY_MESSAGE
 
 
 def _status(pk: int) -> str:

@@ -9,12 +9,14 @@ Each message published on a campaign's channel is one or more complete
 from __future__ import annotations
 
 import logging
+import re
 import time
 from functools import cache
 from typing import Any
 
 import redis
 from django.conf import settings
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.module_loading import import_string
@@ -133,13 +135,40 @@ def broadcast_campaign(campaign: Campaign) -> None:
     publish(campaign.pk, header_stream(campaign))
 
 
-def broadcast_refresh(campaign: Campaign) -> None:
+# Turbo 8 sends a UUID such as 1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41. Other
+# clients may send other tokens, so any short run of letters, digits, "-"
+# and "_" is accepted.
+_TURBO_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def turbo_request_id(request: HttpRequest) -> str | None:
+    """Return the `X-Turbo-Request-Id` header, or None when it is missing or invalid."""
+    request_id = request.headers.get("X-Turbo-Request-Id")
+    if request_id is None or not _TURBO_REQUEST_ID.fullmatch(request_id):
+        return None
+    return request_id
+
+
+def refresh_stream(request_id: str | None = None) -> str:
+    """Render a Turbo Stream that makes a page fetch its URL again and morph into it.
+
+    Turbo 8 ignores a refresh whose `request-id` matches one of the last 20
+    requests that the page itself made, so the page whose request caused the
+    change keeps what that request's response showed, such as its flash
+    message. Every other page refreshes.
+    """
+    request_id_attribute = "" if request_id is None else f' request-id="{escape(request_id)}"'
+    return f'<turbo-stream action="refresh"{request_id_attribute}></turbo-stream>'
+
+
+def broadcast_refresh(campaign: Campaign, request_id: str | None = None) -> None:
     """Ask open pages to fetch the campaign page again, after a change to many rows.
 
     Turbo 8 morphs the new page into the old one, so scroll position and open
-    details stay as they were.
+    details stay as they were. `request_id` is the `X-Turbo-Request-Id` of the
+    request that made the change, and the page that sent it skips the refresh.
     """
-    publish(campaign.pk, header_stream(campaign) + '<turbo-stream action="refresh"></turbo-stream>')
+    publish(campaign.pk, header_stream(campaign) + refresh_stream(request_id))
 
 
 def broadcast_recipient(recipient: Recipient) -> None:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 MakeCampaign = Callable[..., Campaign]
 
 READ_ONLY_NOTICE = "This campaign has been dispatched, so its recipients are read-only."
+CANCELLED_NOTICE = "This campaign was cancelled, so its recipients are read-only."
 
 # The operator actions in the header, by URL name and button text.
 ACTIONS = {
@@ -161,6 +162,7 @@ def test_page_shows_dispatch_when_pending(client: Client, make_campaign: MakeCam
     assert f'href="{reverse("campaigns:edit", args=[campaign.pk])}"' in html
     assert f'href="{reverse("campaigns:delete", args=[campaign.pk])}"' in html
     assert READ_ONLY_NOTICE not in html
+    assert CANCELLED_NOTICE not in html
 
 
 @pytest.mark.parametrize("status", ["processing", "paused", "completed", "cancelled"])
@@ -172,7 +174,12 @@ def test_page_read_only_when_dispatched(
 
     html = page(client, campaign)
 
-    assert READ_ONLY_NOTICE in html
+    if status == "cancelled":
+        assert CANCELLED_NOTICE in html
+        assert READ_ONLY_NOTICE not in html
+    else:
+        assert READ_ONLY_NOTICE in html
+        assert CANCELLED_NOTICE not in html
     assert reverse("campaigns:dispatch", args=[campaign.pk]) not in html
     assert ">Dispatch</button>" not in html
     assert reverse("campaigns:edit", args=[campaign.pk]) not in html

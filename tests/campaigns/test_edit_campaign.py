@@ -16,7 +16,12 @@ pytestmark = pytest.mark.django_db
 
 MakeCampaign = Callable[..., Campaign]
 
-READ_ONLY_MESSAGE = "This campaign was already dispatched; it is read-only."
+READ_ONLY_MESSAGES = {
+    "processing": "This campaign was already dispatched; it is read-only.",
+    "paused": "This campaign was already dispatched; it is read-only.",
+    "completed": "This campaign was already dispatched; it is read-only.",
+    "cancelled": "This campaign was cancelled, so it can no longer be edited or deleted.",
+}
 
 DISPATCHED_STATUSES = ["processing", "paused", "completed", "cancelled"]
 
@@ -164,7 +169,7 @@ def test_dispatched_edit_page_redirects(
     response = client.get(edit_url(campaign), follow=True)
 
     assert response.redirect_chain == [(campaign.get_absolute_url(), 303)]
-    assert READ_ONLY_MESSAGE in response.content.decode()
+    assert READ_ONLY_MESSAGES[status] in response.content.decode()
 
 
 @pytest.mark.parametrize("status", DISPATCHED_STATUSES)
@@ -184,7 +189,7 @@ def test_dispatched_edit_post_changes_nothing(
     )
 
     assert response.redirect_chain == [(campaign.get_absolute_url(), 303)]
-    assert READ_ONLY_MESSAGE in response.content.decode()
+    assert READ_ONLY_MESSAGES[status] in response.content.decode()
     campaign.refresh_from_db()
     assert campaign.name == "Spring launch"
     assert campaign.status == status

@@ -103,7 +103,7 @@ def test_pause_pauses_processing_campaign(
     assert ">Resume</button>" in html
     # It should publish the new header from a worker, after the commit.
     assert jobs_summary(job_queue()) == [
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False}")
+        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False, 'request_id': None}")
     ]
 
 
@@ -172,7 +172,11 @@ def test_resume_restarts_paused_campaign(
     assert statuses(campaign) == ["queued"] * 3
     # It should wake DISPATCH_WORKERS_PER_CAMPAIGN worker loops and publish the header.
     worker_loop = ("dispatch.process_campaign", f"({campaign.pk},)", "{}")
-    broadcast = ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False}")
+    broadcast = (
+        "live.broadcast_campaign",
+        f"({campaign.pk},)",
+        "{'refresh': False, 'request_id': None}",
+    )
     assert sorted(jobs_summary(job_queue())) == sorted([worker_loop] * 3 + [broadcast])
 
 
@@ -197,7 +201,7 @@ def test_resume_with_nothing_left_completes(
     ]
     # It should publish the completed header once and wake no worker loop.
     assert jobs_summary(job_queue()) == [
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False}")
+        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False, 'request_id': None}")
     ]
 
 
@@ -312,7 +316,7 @@ def test_cancel_cancels_queued_recipients(
     assert statuses(campaign) == ["in_flight", "sent", "failed", "cancelled"]
     # It should ask open pages to refresh, because many rows changed at once.
     assert jobs_summary(job_queue()) == [
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': True}")
+        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': True, 'request_id': None}")
     ]
 
 
@@ -369,8 +373,50 @@ def test_retry_failed_queues_transient_failures(
     # It should start the campaign again and ask open pages to refresh.
     assert sorted(jobs_summary(job_queue())) == [
         ("dispatch.start_campaign", f"({campaign.pk},)", "{}"),
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': True}"),
+        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': True, 'request_id': None}"),
     ]
+
+
+# Refresh of other pages
+
+# A request id as Turbo 8 sends it in X-Turbo-Request-Id.
+TURBO_REQUEST_ID = "1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ({"X-Turbo-Request-Id": TURBO_REQUEST_ID}, TURBO_REQUEST_ID),
+        ({}, None),
+        ({"X-Turbo-Request-Id": 'x" onclick="alert(1)'}, None),
+        ({"X-Turbo-Request-Id": "a" * 65}, None),
+    ],
+    ids=["turbo", "missing", "markup", "too-long"],
+)
+@pytest.mark.parametrize("action", ["cancel", "retry_failed"])
+def test_refresh_carries_turbo_request_id(
+    client: Client,
+    make_campaign: MakeCampaign,
+    job_queue: JobQueue,
+    action: str,
+    header: dict[str, str],
+    expected: str | None,
+) -> None:
+    # The page that sent the request skips a refresh that names its request id.
+    if action == "cancel":
+        campaign = make_campaign()
+        move_to_status(campaign, Campaign.Status.PROCESSING)
+    else:
+        campaign = completed_with_failures(make_campaign)
+
+    response = client.post(action_url(action, campaign.pk), headers=header)
+
+    assert response.status_code == 303
+    broadcasts = [
+        kwargs for task, _, kwargs in jobs_summary(job_queue()) if task == "live.broadcast_campaign"
+    ]
+    assert broadcasts == [repr({"refresh": True, "request_id": expected})]
 
 
 @pytest.mark.django_db

@@ -6,10 +6,12 @@ import re
 import socket
 
 import pytest
+from django.test import RequestFactory
 
 from campaigns.models import Campaign, Recipient
 from dispatch.engine import run_campaign
 from live import broadcasts
+from live.tasks import broadcast_campaign_task
 from tests.dispatch.fakes import engine_settings
 
 pytestmark = pytest.mark.django_db
@@ -199,6 +201,61 @@ def test_every_header_stream_morphs(make_campaign, listen, settings):
         assert methods.get(header) == "morph", f"{source}: header stream {methods}"
         rows = {target: method for target, method in methods.items() if target != header}
         assert all(method == "" for method in rows.values()), f"{source}: row streams {rows}"
+
+
+def test_refresh_stream_without_request_id():
+    assert broadcasts.refresh_stream() == '<turbo-stream action="refresh"></turbo-stream>'
+
+
+def test_refresh_stream_names_request_id():
+    stream = broadcasts.refresh_stream("1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41")
+
+    assert stream == (
+        '<turbo-stream action="refresh" request-id="1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41">'
+        "</turbo-stream>"
+    )
+
+
+def test_refresh_stream_escapes_request_id():
+    stream = broadcasts.refresh_stream('x"><script>alert(1)</script>')
+
+    assert "<script>" not in stream
+    assert 'request-id="x&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in stream
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (
+            {"X-Turbo-Request-Id": "1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41"},
+            "1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41",
+        ),
+        ({"X-Turbo-Request-Id": "request_42"}, "request_42"),
+        ({}, None),
+        ({"X-Turbo-Request-Id": ""}, None),
+        ({"X-Turbo-Request-Id": "two words"}, None),
+        ({"X-Turbo-Request-Id": 'x" onclick="alert(1)'}, None),
+        ({"X-Turbo-Request-Id": "a" * 65}, None),
+    ],
+    ids=["uuid", "token", "missing", "empty", "space", "quote", "too-long"],
+)
+def test_turbo_request_id_from_header(headers, expected):
+    request = RequestFactory().post("/campaigns/1/cancel", headers=headers)
+
+    assert broadcasts.turbo_request_id(request) == expected
+
+
+@pytest.mark.parametrize("request_id", [None, "1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41"])
+def test_refresh_task_publishes_request_id(make_campaign, listen, request_id):
+    campaign = make_campaign()
+    listener = listen(campaign)
+
+    broadcast_campaign_task(campaign.pk, refresh=True, request_id=request_id)
+
+    [message] = listener.messages()
+    assert targets(message) == [f"campaign_{campaign.pk}_header"]
+    assert message.endswith(broadcasts.refresh_stream(request_id))
+    assert ("request-id=" in message) == (request_id is not None)
 
 
 def free_port() -> int:
