@@ -414,7 +414,7 @@ class StatusCountChange(models.Model):
     """
 
     # No database constraint: rows of a deleted campaign may outlive it until
-    # the next fold, and deleting a campaign never waits for them.
+    # the next fold, and deleting a campaign does not lock them.
     campaign = models.ForeignKey(
         Campaign, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )

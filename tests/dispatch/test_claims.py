@@ -206,7 +206,7 @@ def plan_nodes(plan: dict) -> list[dict]:
 def test_claim_does_not_scan_processed_recipients():
     # Statistics taken while every recipient was queued, as when a large
     # campaign has just started, make a scan of the primary key in id order
-    # look cheap; it would then read every processed recipient on each claim.
+    # look cheap. Such a scan reads every processed recipient on each claim.
     campaign = Campaign.objects.create(name="Large")
     Recipient.objects.bulk_create(
         Recipient(campaign=campaign, email=f"r{i}@example.com") for i in range(3000)

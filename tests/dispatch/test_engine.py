@@ -402,7 +402,7 @@ def test_loop_respects_rate_limit(make_campaign, settings, redis_client):
 class BlockingLimiter:
     """A rate limiter whose acquire() blocks until the test grants the token.
 
-    It stands in for a Redis limiter that sleeps inside acquire() until the
+    It replaces a Redis limiter that sleeps inside acquire() until the
     next token is due.
     """
 

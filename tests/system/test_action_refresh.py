@@ -7,9 +7,10 @@ The stream carries the request id of the button's request, and Turbo 8
 ignores a refresh that names a request the page made itself.
 
 No Celery worker runs here. The test runs the broadcast task that the view
-enqueued once the pressing page shows its message and streams again, because
-a refresh that arrives while that page is still following the redirect, or
-between two of its streams, is ignored or lost without the request id too.
+enqueued only once the pressing page shows its message and streams again. A
+refresh that arrived earlier, while that page still followed the redirect or
+between two of its streams, would be lost even without the request id, and
+the test could not fail.
 """
 
 from __future__ import annotations
