@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db.models import Q, QuerySet
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from campaigns.models import Campaign, Recipient
@@ -130,3 +131,39 @@ RecipientFormSet = inlineformset_factory(
     absolute_max=settings.MAX_RECIPIENT_ROWS,
     can_delete=True,
 )
+
+
+class RecipientFilterForm(forms.Form):
+    """The GET parameters that filter the recipients table on the campaign page."""
+
+    status = forms.ChoiceField(
+        choices=[("", "All statuses"), *Recipient.Status.choices],
+        required=False,
+        error_messages={
+            "invalid_choice": "“%(value)s” is not a recipient status. Choose one from the list."
+        },
+    )
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Name, email or phone", "maxlength": 200}
+        ),
+    )
+
+    def filter(self, recipients: QuerySet[Recipient]) -> QuerySet[Recipient]:
+        """Narrow `recipients` to the cleaned status and search text.
+
+        `icontains` escapes `%` and `_`, so the search text matches literally.
+        """
+        status = self.cleaned_data.get("status")
+        if status:
+            recipients = recipients.filter(status=status)
+        text = self.cleaned_data.get("q")
+        if text:
+            recipients = recipients.filter(
+                Q(name__icontains=text) | Q(email__icontains=text) | Q(phone_number__icontains=text)
+            )
+        return recipients

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_http_methods, require_POST
 
-from campaigns.forms import CampaignForm, RecipientFormSet
+from campaigns.forms import CampaignForm, RecipientFilterForm, RecipientFormSet
 from campaigns.models import Campaign, Recipient
 from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
 from live.broadcasts import header_context, turbo_request_id
@@ -24,6 +24,7 @@ from live.tasks import broadcast_campaign_later
 logger = logging.getLogger(__name__)
 
 CAMPAIGNS_PER_PAGE = 20
+RECIPIENTS_PER_PAGE = 50
 
 _READ_ONLY_MESSAGE = "This campaign was already dispatched; it is read-only."
 _CANCELLED_MESSAGE = "This campaign was cancelled, so it can no longer be edited or deleted."
@@ -52,11 +53,28 @@ def index(request: HttpRequest) -> HttpResponse:
 
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
+    filter_form = RecipientFilterForm(request.GET)
+    if filter_form.is_valid():
+        recipients = filter_form.filter(campaign.recipients.order_by("id"))
+        status = 200
+    else:
+        # An unknown status or a too-long search lists nothing rather than a
+        # guess, and the form shows the error next to the field.
+        recipients = campaign.recipients.none()
+        status = 400
+        logger.info("campaign %s: recipient filter rejected: %s", pk, filter_form.errors.as_text())
+    # NOTE: Paginator counts the matching rows and reads a page with OFFSET,
+    # so the last page of a large campaign reads every row before it. A
+    # search reads every row of the campaign because no index serves a
+    # substring match.
+    page = Paginator(recipients, RECIPIENTS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         **header_context(campaign),
-        "recipients": campaign.recipients.order_by("id"),
+        "filter_form": filter_form,
+        "is_filtered": bool(request.GET.get("status") or request.GET.get("q")),
+        "page": page,
     }
-    return render(request, "campaigns/detail.html", context)
+    return render(request, "campaigns/detail.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
