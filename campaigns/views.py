@@ -239,14 +239,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         cancelled = campaign.cancel()
         if cancelled:
-            transaction.on_commit(
-                partial(
-                    broadcast_campaign_later,
-                    campaign.pk,
-                    refresh=True,
-                    request_id=turbo_request_id(request),
-                )
-            )
+            _refresh_other_pages_on_commit(request, campaign.pk)
     if cancelled:
         logger.info("campaign %s: cancelled by an operator", pk)
         messages.success(
@@ -266,14 +259,7 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
         queued = campaign.retry_failed()
         if queued:
             transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
-            transaction.on_commit(
-                partial(
-                    broadcast_campaign_later,
-                    campaign.pk,
-                    refresh=True,
-                    request_id=turbo_request_id(request),
-                )
-            )
+            _refresh_other_pages_on_commit(request, campaign.pk)
     if queued:
         logger.info("campaign %s: %d failed recipients queued again", pk, queued)
         messages.success(request, f"{queued} failed recipient{pluralize(queued)} queued again.")
@@ -311,6 +297,22 @@ def _read_only_message(status: str | None) -> str:
     if status is None:
         return "This campaign was deleted."
     return _READ_ONLY_MESSAGE
+
+
+def _refresh_other_pages_on_commit(request: HttpRequest, campaign_id: int) -> None:
+    """Ask every open page of the campaign to refresh once the transaction commits.
+
+    The refresh carries the request's Turbo request id, so the page that made
+    the request keeps its flash message and skips the refresh.
+    """
+    transaction.on_commit(
+        partial(
+            broadcast_campaign_later,
+            campaign_id,
+            refresh=True,
+            request_id=turbo_request_id(request),
+        )
+    )
 
 
 def _status(pk: int) -> str:
