@@ -49,7 +49,7 @@ def recipient_from_row(row: tuple[Any, ...]) -> Recipient:
 
 @contextmanager
 def binary_cursor() -> Iterator[psycopg.Cursor[Any]]:
-    """A cursor on Django's connection that binds parameters on the server.
+    """Yield a cursor on Django's connection that binds parameters on the server.
 
     Django's own cursors bind parameters in the client, which turns every
     element of a long array into quoted text. This cursor sends `%b`
@@ -83,8 +83,9 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
     """Claim up to `size` queued recipients that are due: first those never tried,
     in id order, then retries in the order they fell due.
 
-    The order matches the recipient_claim_order index, which holds only queued
-    rows; a scan in id order would walk past every recipient already processed.
+    The order matches the recipient_claim_order index, which contains only
+    queued rows. A scan in id order would walk past every recipient already
+    processed.
 
     Claims nothing unless the campaign is processing. The campaign row is read
     FOR SHARE, so a pause or cancel waits for this statement, and every claim

@@ -45,7 +45,7 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 # Seconds that a thread waits for a free connection of limiter_for's pool
 # before it raises redis.exceptions.ConnectionError, which callers already
 # treat as Redis being unavailable. A call uses a connection for one script
-# round trip, so threads wait this long only when Redis stops answering.
+# round trip, so threads wait this long only when Redis stops responding.
 POOL_TIMEOUT_SECONDS = 30.0
 
 # KEYS: one bucket key per limit.

@@ -38,8 +38,8 @@ def _client(url: str) -> redis.Redis:
 def header_context(campaign: Campaign) -> dict[str, Any]:
     """Build the template context of the progress header.
 
-    Costs one grouped count query, and one EXISTS query more for a completed
-    campaign with failures.
+    Costs one query that sums the campaign's status count changes, and one
+    EXISTS query more for a completed campaign with failures.
     """
     provider_class = import_string(settings.DELIVERY_PROVIDER)
     progress = campaign.progress()

@@ -149,7 +149,7 @@ def test_fold_keeps_sums_and_merges_rows(make_campaign):
 
 
 def test_fold_drops_rows_of_deleted_campaigns(make_campaign):
-    kept = make_campaign(name="Kept")
+    remaining = make_campaign(name="Kept")
     deleted = make_campaign(name="Deleted")
     deleted_id = deleted.pk
     Campaign.objects.filter(pk=deleted_id).delete()
@@ -159,7 +159,7 @@ def test_fold_drops_rows_of_deleted_campaigns(make_campaign):
     StatusCountChange.fold()
 
     assert not StatusCountChange.objects.filter(campaign_id=deleted_id).exists()
-    assert counted(kept) == actual(kept)
+    assert counted(remaining) == actual(remaining)
 
 
 def test_progress_reads_no_recipients(make_campaign):

@@ -526,7 +526,7 @@ def test_limiter_for_waits_for_free_connection(no_rate_settings, redis_client, m
     assert pool.max_connections == 2
 
     # Take every connection out of the pool, and count the requests for one.
-    taken = [pool.get_connection() for _ in range(pool.max_connections)]
+    held_connections = [pool.get_connection() for _ in range(pool.max_connections)]
     connection_requests = threading.Semaphore(0)
     get_connection = pool.get_connection
 
@@ -553,7 +553,7 @@ def test_limiter_for_waits_for_free_connection(no_rate_settings, redis_client, m
             assert connection_requests.acquire(timeout=ACQUIRE_TIMEOUT)
         # Every acquirer has requested a connection, and none can have one yet.
         assert grants == []
-        for connection in taken:
+        for connection in held_connections:
             pool.release(connection)
         for thread in threads:
             thread.join(timeout=ACQUIRE_TIMEOUT)
