@@ -152,7 +152,7 @@ from campaigns.models import Campaign, DeliveryAttempt, Recipient  # noqa: E402
 from dispatch.locks import advisory_lock  # noqa: E402
 from dispatch.providers import Delivery, SimulatedProvider  # noqa: E402
 from dispatch.tasks import dispatch_campaign_later  # noqa: E402
-from live import broadcasts  # noqa: E402
+from live import broadcasts, streams  # noqa: E402
 
 RECIPIENTS = Recipient._meta.db_table
 CAMPAIGNS = Campaign._meta.db_table
@@ -653,8 +653,10 @@ def deliver_sequentially(campaign: Campaign, provider: SimulatedProvider, total:
                 recipient.status = Recipient.Status.SENT
                 recipient.failure_reason, recipient.processed_at = "", now
                 current = Campaign.objects.get(pk=recipient.campaign_id)
-                broadcasts.publish(
-                    current.pk,
+                # As the core did: the row and the header, rendered and
+                # published on a pub/sub channel after every recipient.
+                streams.client().publish(
+                    f"{streams.stream_key(current.pk)}:baseline",
                     broadcasts.recipient_stream(recipient) + broadcasts.header_stream(current),
                 )
                 sent += 1

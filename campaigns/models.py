@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, models, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -69,13 +70,42 @@ class RecipientStatus(models.TextChoices):
 FINAL_RECIPIENT_STATUSES = (RecipientStatus.SENT, RecipientStatus.FAILED, RecipientStatus.CANCELLED)
 
 
+# The position of the reading statement's snapshot in commit order, as one
+# number: the snapshot's xmax (one past the newest completed transaction)
+# times 2**20, minus how many transactions were still running below it. A
+# snapshot taken later never gets a smaller number, and a larger number sees
+# every commit that a smaller one sees, so data read with a larger number is
+# never older. Fewer than 2**20 transactions run at once (max_connections is
+# at most 262,143).
+SNAPSHOT_VERSION_SQL = """
+    SELECT (pg_snapshot_xmax(s)::text::numeric * 1048576
+            - (SELECT count(*) FROM pg_snapshot_xip(s)))::text
+      FROM pg_current_snapshot() AS s
+"""
+
+
 class CampaignQuerySet(models.QuerySet["Campaign"]):
-    def with_counts(self) -> CampaignQuerySet:
-        """Annotate `sent_count`, `failed_count` and `recipient_count` (one grouped query)."""
+    def with_progress(self) -> CampaignQuerySet:
+        """Annotate each campaign's status counts and the version of the read.
+
+        The campaign row, its counts and `snapshot_version` come from one
+        statement and so from one snapshot: a page keeps the header or summary
+        with the higher version and never shows older counts after newer ones.
+        """
+        counts = RawSQL(
+            f"""
+            SELECT coalesce(jsonb_object_agg(status, total), '{{}}'::jsonb)
+              FROM (SELECT status, sum(delta) AS total
+                      FROM {StatusCountChange._meta.db_table}
+                     WHERE campaign_id = {self.model._meta.db_table}.id
+                     GROUP BY status) AS counts
+            """,
+            [],
+            output_field=models.JSONField(),
+        )
         return self.annotate(
-            recipient_count=Count("recipients"),
-            sent_count=Count("recipients", filter=Q(recipients__status=RecipientStatus.SENT)),
-            failed_count=Count("recipients", filter=Q(recipients__status=RecipientStatus.FAILED)),
+            status_counts=counts,
+            snapshot_version=RawSQL(SNAPSHOT_VERSION_SQL, [], output_field=models.TextField()),
         )
 
 
@@ -132,19 +162,30 @@ class Campaign(models.Model):
     def dom_id(self) -> str:
         return f"campaign_{self.pk}"
 
+    @property
+    def read_version(self) -> int | None:
+        """The version of the read that `with_progress()` made (see SNAPSHOT_VERSION_SQL),
+        or None for a campaign read otherwise."""
+        value = self.__dict__.get("snapshot_version")
+        return int(value) if value is not None else None
+
     def progress(self) -> Progress:
         """Count recipients by status from the campaign's status count changes.
 
-        One indexed query whose cost depends on how many changes were made
-        since the last fold, not on how many recipients the campaign has.
+        Uses the counts read with the campaign when it came from
+        `with_progress()`; otherwise one indexed query whose cost depends on
+        how many changes were made since the last fold, not on how many
+        recipients the campaign has.
         """
-        rows = (
-            StatusCountChange.objects.filter(campaign_id=self.pk)
-            .values("status")
-            .annotate(count=Sum("delta"))
-            .order_by()
-        )
-        counts = {row["status"]: row["count"] for row in rows}
+        counts = getattr(self, "status_counts", None)
+        if counts is None:
+            rows = (
+                StatusCountChange.objects.filter(campaign_id=self.pk)
+                .values("status")
+                .annotate(count=Sum("delta"))
+                .order_by()
+            )
+            counts = {row["status"]: row["count"] for row in rows}
         return Progress(
             queued=counts.get(Recipient.Status.QUEUED, 0),
             in_flight=counts.get(Recipient.Status.IN_FLIGHT, 0),
@@ -327,6 +368,10 @@ class Recipient(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error_transient = models.BooleanField(default=False, editable=False)
     provider_message_id = models.CharField(max_length=255, blank=True, editable=False)
+    # Goes up by one with every UPDATE of the row (a trigger adds it where a
+    # statement does not; see migration 0006). A page keeps the row with the
+    # higher version, so an update that arrives late never undoes a newer one.
+    version = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -13,13 +14,14 @@ from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns.forms import CampaignForm, RecipientFilterForm, RecipientFormSet
 from campaigns.models import Campaign, Recipient
 from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
-from live.broadcasts import header_context, turbo_request_id
-from live.tasks import broadcast_campaign_later
+from live import streams
+from live.broadcasts import broadcast_campaign, broadcast_refresh, header_context, turbo_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +48,17 @@ def see_other(url: str) -> HttpResponseRedirect:
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    campaigns = Campaign.objects.with_counts().order_by("-created_at", "-id")
+    campaigns = Campaign.objects.with_progress().order_by("-created_at", "-id")
     page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "campaigns/index.html", {"page": page})
 
 
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    # The stream position first, the database second: the page's live stream
+    # starts after this entry, so it delivers every change that the reads
+    # below miss.
+    stream_position = streams.current_position(pk)
+    campaign = get_object_or_404(Campaign.objects.with_progress(), pk=pk)
     filter_form = RecipientFilterForm(request.GET)
     if filter_form.is_valid():
         recipients = filter_form.filter(campaign.recipients.order_by("id"))
@@ -68,11 +74,15 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     # search reads every row of the campaign because no index serves a
     # substring match.
     page = Paginator(recipients, RECIPIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    stream_query = {"ids": ",".join(str(r.pk) for r in page.object_list)}
+    if stream_position is not None:
+        stream_query["after"] = stream_position
     context = {
         **header_context(campaign),
         "filter_form": filter_form,
         "is_filtered": bool(request.GET.get("status") or request.GET.get("q")),
         "page": page,
+        "stream_url": f"{reverse('live:campaign_stream', args=[pk])}?{urlencode(stream_query)}",
     }
     return render(request, "campaigns/detail.html", context, status=status)
 
@@ -192,7 +202,7 @@ def pause(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         paused = campaign.pause("paused by an operator")
         if paused:
-            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk))
+            transaction.on_commit(partial(broadcast_campaign, campaign))
     if paused:
         logger.info("campaign %s: paused by an operator", pk)
         messages.success(
@@ -217,7 +227,7 @@ def resume(request: HttpRequest, pk: int) -> HttpResponse:
             completed = campaign.complete()
             if not completed:
                 transaction.on_commit(partial(wake_campaign_later, campaign.pk))
-            transaction.on_commit(partial(broadcast_campaign_later, campaign.pk))
+            transaction.on_commit(partial(broadcast_campaign, campaign))
     if not resumed:
         messages.error(
             request, f"Only a paused campaign can be resumed; this one is {_status(pk)}."
@@ -305,14 +315,7 @@ def _refresh_other_pages_on_commit(request: HttpRequest, campaign_id: int) -> No
     The refresh carries the request's Turbo request id, so the page that made
     the request keeps its flash message and skips the refresh.
     """
-    transaction.on_commit(
-        partial(
-            broadcast_campaign_later,
-            campaign_id,
-            refresh=True,
-            request_id=turbo_request_id(request),
-        )
-    )
+    transaction.on_commit(partial(broadcast_refresh, campaign_id, turbo_request_id(request)))
 
 
 def _status(pk: int) -> str:

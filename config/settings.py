@@ -132,19 +132,32 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
 # PostgreSQL does not also hold.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-# Pub/sub channel names are global across Redis database numbers, so every
-# environment (and every test run) needs its own prefix.
+# Prefix of the live-update keys in Redis. Environments (and test runs) that
+# share a Redis server need prefixes of their own.
 LIVE_UPDATES_CHANNEL_PREFIX = env_str("LIVE_UPDATES_CHANNEL_PREFIX", "campaign-dispatcher")
 # Seconds between keep-alive comments on an idle live-update stream.
 LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.0, positive=True)
-# Shortest time between two header updates that one process publishes for a
-# campaign while outcomes stream in; status changes are published at once.
-LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2, minimum=0.0)
+# Shortest time between two renderings of a campaign's header, across all of
+# its viewers (5 a second by default).
+LIVE_HEADER_INTERVAL_SECONDS = env_float(
+    "LIVE_HEADER_INTERVAL_SECONDS", 0.2, minimum=0.001, maximum=60.0
+)
+# Shortest time between two events on one viewer's stream: updates that
+# arrive closer together go out as one event.
+LIVE_EVENT_INTERVAL_SECONDS = env_float(
+    "LIVE_EVENT_INTERVAL_SECONDS", 0.1, minimum=0.0, maximum=5.0
+)
+# Each campaign's stream of updates keeps about this many entries, so that a
+# browser that reconnects gets what it missed. One entry holds the ids of one
+# flush of outcomes (DISPATCH_FLUSH_SIZE at most) or one header.
+LIVE_STREAM_MAX_ENTRIES = env_int("LIVE_STREAM_MAX_ENTRIES", 1000, minimum=10)
+# A campaign's stream is deleted this long after its last entry.
+LIVE_STREAM_TTL_SECONDS = env_int("LIVE_STREAM_TTL_SECONDS", 3600, minimum=60)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-# Queues: worker loops (dispatch.process_campaign) and live updates go to the
-# default queue. The short control tasks, dispatch.start_campaign,
-# dispatch.sweep and live.broadcast_campaign, go to a queue of their own, so
+# Queues: worker loops (dispatch.process_campaign) go to the default queue.
+# The short control tasks, dispatch.start_campaign and dispatch.sweep, go to
+# a queue of their own, so
 # that a worker that consumes only that queue runs them while loops occupy
 # every thread of the others.
 # A worker started without -Q consumes both.
@@ -159,7 +172,6 @@ CELERY_TASK_QUEUES = [
 CELERY_TASK_ROUTES = {
     "dispatch.start_campaign": {"queue": DISPATCH_CONTROL_QUEUE},
     "dispatch.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
-    "live.broadcast_campaign": {"queue": DISPATCH_CONTROL_QUEUE},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

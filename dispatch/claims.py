@@ -37,7 +37,7 @@ ATTEMPTS = DeliveryAttempt._meta.db_table
 # Columns that rendering a recipient row needs, in this order.
 ROW_COLUMNS = (
     "id, campaign_id, name, email, phone_number, status, failure_reason, processed_at, "
-    "attempts, next_attempt_at, last_error_transient, provider_message_id"
+    "attempts, next_attempt_at, last_error_transient, provider_message_id, version"
 )
 ROW_FIELDS = [column.strip() for column in ROW_COLUMNS.split(",")]
 
@@ -107,7 +107,8 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
                    claimed_at = clock_timestamp(),
                    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
                    attempts = r.attempts + 1,
-                   next_attempt_at = NULL
+                   next_attempt_at = NULL,
+                   version = r.version + 1
              WHERE r.id IN (
                    SELECT id FROM {RECIPIENTS}
                     WHERE campaign_id = %(campaign)s
@@ -209,7 +210,8 @@ def record_outcomes(campaign_id: int, outcomes: list[Outcome]) -> list[Recipient
                                            THEN NULL ELSE v.finished_at END,
                        claim_token = NULL,
                        claimed_at = NULL,
-                       lease_expires_at = NULL
+                       lease_expires_at = NULL,
+                       version = r.version + 1
                   FROM v
                  WHERE r.id = v.id AND r.status = 'in_flight' AND r.claim_token = v.token
                 RETURNING {", ".join("r." + field for field in ROW_FIELDS)}
@@ -270,7 +272,8 @@ def release_claims(campaign_id: int, claims: list[Claim]) -> list[Recipient]:
                    attempts = r.attempts - 1,
                    claim_token = NULL,
                    claimed_at = NULL,
-                   lease_expires_at = NULL
+                   lease_expires_at = NULL,
+                   version = r.version + 1
               FROM {CAMPAIGNS} AS c, unnest(%s::bigint[], %s::uuid[]) AS v(id, token)
              WHERE c.id = r.campaign_id AND r.id = v.id
                AND r.status = 'in_flight' AND r.claim_token = v.token
@@ -321,7 +324,8 @@ def expire_leases(limit: int = 10_000) -> list[Recipient]:
                        processed_at = CASE WHEN c.status = 'cancelled' THEN clock_timestamp() END,
                        claim_token = NULL,
                        claimed_at = NULL,
-                       lease_expires_at = NULL
+                       lease_expires_at = NULL,
+                       version = r.version + 1
                   FROM expired AS e, {CAMPAIGNS} AS c
                  WHERE r.id = e.id AND c.id = r.campaign_id
                 RETURNING {", ".join("r." + field for field in ROW_FIELDS)},

@@ -436,10 +436,8 @@ class _Loop:
             broadcasts.broadcast_campaign(campaign)
             logger.info("campaign %s: completed", self.campaign_id)
         else:
-            # The header is throttled while outcomes stream in, so the last
-            # flushes of a paused or cancelled campaign may have gone without
-            # one. Publish the counts as this loop leaves them.
-            campaign.refresh_from_db()
+            # Open pages render the header again from this announcement,
+            # with the counts as this loop leaves them.
             broadcasts.broadcast_campaign(campaign)
             if campaign.status == Campaign.Status.PROCESSING:
                 log_pending_retries(self.campaign_id)

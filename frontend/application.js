@@ -1,5 +1,6 @@
 // Entry point bundled by esbuild into static/build/application.js.
 import "@hotwired/turbo"
+import "./versions.js"
 import { Application } from "@hotwired/stimulus"
 
 import RecipientsController from "./controllers/recipients_controller.js"

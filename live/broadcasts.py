@@ -1,20 +1,19 @@
-"""Turbo Stream broadcasts: render the page's partials and publish them to Redis.
+"""Live updates of the campaign page: what workers and views announce, and how
+the page's parts render as Turbo Streams.
 
-The campaign page and the broadcasts render the same templates, so a live
-update looks exactly like a reload, with the same escaping of user content.
-Each message published on a campaign's channel is one or more complete
-`<turbo-stream>` elements; the stream view relays them unchanged.
+Announcements are compact entries on the campaign's Redis stream
+(live/streams.py); the stream views render what their viewer shows
+(live/feeds.py). The page and the live updates render the same templates, so
+a live update looks exactly like a reload, with the same escaping of user
+content.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
-from functools import cache
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.http import HttpRequest
 from django.template.loader import render_to_string
@@ -22,24 +21,15 @@ from django.utils.html import escape
 from django.utils.module_loading import import_string
 
 from campaigns.models import Campaign, Recipient
-
-logger = logging.getLogger(__name__)
-
-
-def channel_name(campaign_id: int) -> str:
-    return f"{settings.LIVE_UPDATES_CHANNEL_PREFIX}:campaign:{campaign_id}"
-
-
-@cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+from live import streams
 
 
 def header_context(campaign: Campaign) -> dict[str, Any]:
     """Build the template context of the progress header.
 
-    Costs one query that sums the campaign's status count changes, and one
-    EXISTS query more for a completed campaign with failures.
+    Costs one query that sums the campaign's status count changes (none for
+    a campaign read with `with_progress()`, whose version the header then
+    carries), and one EXISTS query more for a completed campaign with failures.
     """
     provider_class = import_string(settings.DELIVERY_PROVIDER)
     progress = campaign.progress()
@@ -65,8 +55,14 @@ def render_header(campaign: Campaign) -> str:
     return render_to_string("campaigns/_header.html", header_context(campaign))
 
 
-def render_recipient(recipient: Recipient) -> str:
-    return render_to_string("campaigns/_recipient.html", {"recipient": recipient})
+def render_recipient(recipient: Recipient, committed_at: float | None = None) -> str:
+    """Render a recipient's table row.
+
+    `committed_at` is when the update that the row shows committed (Unix
+    seconds); the latency benchmark reads it from the row.
+    """
+    context = {"recipient": recipient, "committed_at": committed_at}
+    return render_to_string("campaigns/_recipient.html", context)
 
 
 def replace_stream(target: str, html: str, *, morph: bool = False) -> str:
@@ -93,46 +89,16 @@ def header_stream(campaign: Campaign) -> str:
     return replace_stream(f"{campaign.dom_id}_header", render_header(campaign), morph=True)
 
 
-def recipient_stream(recipient: Recipient) -> str:
-    return replace_stream(recipient.dom_id, render_recipient(recipient))
-
-
-def snapshot(campaign: Campaign) -> str:
-    """Turbo Streams for the current header and every recipient row."""
-    parts = [header_stream(campaign)]
-    parts.extend(recipient_stream(r) for r in campaign.recipients.order_by("id").iterator())
-    return "".join(parts)
-
-
-def publish(campaign_id: int, streams: str) -> None:
-    """Publish Turbo Streams on the campaign's channel.
-
-    Live updates are best effort: if Redis is unreachable the outcome is
-    already in PostgreSQL and a reload shows it, so the error is logged and
-    the caller goes on.
-    """
-    try:
-        _client(settings.REDIS_URL).publish(channel_name(campaign_id), streams)
-    except redis.RedisError as exc:
-        logger.warning("campaign %s: live update not published: %s", campaign_id, exc)
-
-
-def has_viewers(campaign_id: int) -> bool:
-    """Return whether any stream is subscribed to the campaign's channel.
-
-    Returns True when Redis fails, so that the publish that follows logs the error.
-    """
-    channel = channel_name(campaign_id)
-    try:
-        counts = _client(settings.REDIS_URL).pubsub_numsub(channel)
-    except redis.RedisError:
-        return True
-    return bool(counts and counts[0][1])
+def recipient_stream(recipient: Recipient, committed_at: float | None = None) -> str:
+    return replace_stream(recipient.dom_id, render_recipient(recipient, committed_at))
 
 
 def broadcast_campaign(campaign: Campaign) -> None:
-    """Publish the campaign's header, for example after a status change."""
-    publish(campaign.pk, header_stream(campaign))
+    """Announce a change of the campaign, such as its status; call it after the commit.
+
+    Open pages get the new header within LIVE_HEADER_INTERVAL_SECONDS.
+    """
+    streams.publish_campaign(campaign.pk)
 
 
 # Turbo 8 sends a UUID such as 1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41. Other
@@ -161,42 +127,26 @@ def refresh_stream(request_id: str | None = None) -> str:
     return f'<turbo-stream action="refresh"{request_id_attribute}></turbo-stream>'
 
 
-def broadcast_refresh(campaign: Campaign, request_id: str | None = None) -> None:
+def broadcast_refresh(campaign_id: int, request_id: str | None = None) -> None:
     """Ask open pages to fetch the campaign page again, after a change to many rows.
 
     Turbo 8 morphs the new page into the old one, so scroll position and open
     details stay as they were. `request_id` is the `X-Turbo-Request-Id` of the
     request that made the change, and the page that sent it skips the refresh.
     """
-    publish(campaign.pk, header_stream(campaign) + refresh_stream(request_id))
-
-
-def broadcast_recipient(recipient: Recipient) -> None:
-    """Publish a recipient's row together with its campaign's refreshed header."""
-    broadcast_recipients(recipient.campaign_id, [recipient])
-
-
-# When each campaign's header was last published by this process, so that a
-# flood of outcomes refreshes the header a few times a second, not per flush.
-_header_published_at: dict[int, float] = {}
+    streams.publish_refresh(campaign_id, request_id)
 
 
 def broadcast_recipients(campaign_id: int, recipients: list[Recipient]) -> None:
-    """Publish the rows of `recipients` as one message, with the campaign's header.
+    """Announce that these recipients changed; call it right after the commit.
 
-    The header is added at most every LIVE_HEADER_INTERVAL_SECONDS per process.
-    Every status change of the campaign publishes it through
-    `broadcast_campaign`, so the final counts always arrive.
+    Only their ids go out. Each open page renders those of its own rows from
+    the database, and the header follows within LIVE_HEADER_INTERVAL_SECONDS.
     """
-    if not recipients or not has_viewers(campaign_id):
-        # No stream is subscribed, so rendering would be wasted. A page opened
-        # later gets the current state in its stream's first snapshot.
+    if not recipients:
         return
-    streams = "".join(recipient_stream(r) for r in recipients)
-    now = time.monotonic()
-    if now - _header_published_at.get(campaign_id, 0.0) >= settings.LIVE_HEADER_INTERVAL_SECONDS:
-        _header_published_at[campaign_id] = now
-        campaign = Campaign.objects.filter(pk=campaign_id).first()
-        if campaign is not None:
-            streams += header_stream(campaign)
-    publish(campaign_id, streams)
+    sent = sum(1 for r in recipients if r.status == Recipient.Status.SENT)
+    failed = sum(1 for r in recipients if r.status == Recipient.Status.FAILED)
+    streams.publish_rows(
+        campaign_id, (r.pk for r in recipients), committed_at=time.time(), sent=sent, failed=failed
+    )

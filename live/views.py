@@ -1,75 +1,53 @@
-"""The server-sent-events view that relays a campaign's Turbo Streams from Redis."""
+"""The server-sent-events view that streams a campaign page's live updates."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
+import re
 
-import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from campaigns.models import Campaign
-from live import broadcasts
+from live import streams
+from live.feeds import CampaignFeed
 
-logger = logging.getLogger(__name__)
+# A page shows at most this many recipients, with room to spare.
+MAX_VISIBLE_ROWS = 200
 
-# How long the browser waits before reconnecting after the stream drops, in ms.
-RECONNECT_DELAY_MS = 2000
-
-
-def format_event(data: str) -> str:
-    """Encode `data` as one SSE message; every line of it gets its own `data:` prefix."""
-    lines = data.splitlines() or [""]
-    return "".join(f"data: {line}\n" for line in lines) + "\n"
+_IDS = re.compile(r"\d{1,18}(,\d{1,18})*")
 
 
-async def campaign_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
-    """Stream the campaign's live updates as `text/event-stream`; 404 for an unknown campaign."""
+async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Stream a campaign page's live updates as `text/event-stream`.
+
+    Query parameters: `ids`, the comma-separated ids of the recipients that
+    the page shows (rows of other recipients are not sent), and `after`, the
+    stream position that the page was rendered at. A reconnecting browser's
+    `Last-Event-ID` header takes the place of `after`. 404 for an unknown
+    campaign, 400 for malformed parameters.
+    """
     if not await Campaign.objects.filter(pk=pk).aexists():
         raise Http404("Campaign not found.")
-    response = StreamingHttpResponse(_events(pk), content_type="text/event-stream")
+    ids_param = request.GET.get("ids", "")
+    if ids_param and not _IDS.fullmatch(ids_param):
+        return _bad_request("ids must be recipient ids separated by commas, such as 12,13,14.")
+    recipient_ids = frozenset(int(part) for part in ids_param.split(",") if part)
+    if len(recipient_ids) > MAX_VISIBLE_ROWS:
+        return _bad_request(f"ids may name at most {MAX_VISIBLE_ROWS} recipients.")
+
+    position = request.headers.get("Last-Event-ID") or request.GET.get("after")
+    if position is not None and streams.parse_entry_id(position) is None:
+        # An id that this server never sent, perhaps from another version:
+        # start from the current state rather than refuse a reconnect.
+        position = None
+
+    feed = CampaignFeed(pk, recipient_ids, position)
+    response = StreamingHttpResponse(feed.events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Tells nginx-style proxies not to buffer the stream.
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-def _current_state(campaign_id: int) -> str:
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
-    if campaign is None:
-        return ""
-    return broadcasts.snapshot(campaign)
-
-
-async def _events(campaign_id: int) -> AsyncIterator[str]:
-    client = aioredis.Redis.from_url(settings.REDIS_URL)
-    pubsub = client.pubsub()
-    channel = broadcasts.channel_name(campaign_id)
-    try:
-        await pubsub.subscribe(channel)
-        yield f"retry: {RECONNECT_DELAY_MS}\n\n"
-
-        # Subscribed first, then read the state: whatever changed between the
-        # page render and the subscription arrives in this snapshot, and any
-        # later change arrives on the channel. Replaces are idempotent, so an
-        # update present in both is harmless.
-        yield format_event(await sync_to_async(_current_state)(campaign_id))
-
-        keepalive = settings.LIVE_UPDATES_KEEPALIVE_SECONDS
-        while True:
-            # None means that the timeout passed without a message. The subscribe
-            # confirmation arrives first, with type "subscribe", and is skipped.
-            # With ignore_subscribe_messages=True it would come back as None too,
-            # and the loop would send a keep-alive right after the snapshot.
-            message = await pubsub.get_message(timeout=keepalive)
-            if message is None:
-                yield ": keep-alive\n\n"
-            elif message["type"] == "message":
-                yield format_event(message["data"].decode())
-    finally:
-        # Runs when the client disconnects: Django cancels the generator.
-        await pubsub.unsubscribe(channel)
-        await pubsub.aclose()
-        await client.aclose()
+def _bad_request(message: str) -> HttpResponse:
+    return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
