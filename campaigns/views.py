@@ -82,7 +82,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "filter_form": filter_form,
         "is_filtered": bool(request.GET.get("status") or request.GET.get("q")),
         "page": page,
-        "stream_url": f"{reverse('live:campaign_stream', args=[pk])}?{urlencode(stream_query)}",
+        "stream_url": f"{reverse('live:campaign_stream', args=[pk])}?{urlencode(stream_query, safe=",")}",
     }
     return render(request, "campaigns/detail.html", context, status=status)
 
