@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from campaigns.models import Campaign, Recipient
 from live import broadcasts, streams
@@ -59,6 +60,24 @@ def format_event(data: str, event_id: str | None = None) -> str:
         return f"{head}: position\n\n"
     lines = data.splitlines() or [""]
     return head + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+async def read_database[T](function: Callable[..., T], *args: Any) -> T:
+    """Run `function(*args)` in the request's thread for synchronous code.
+
+    The database connection is closed after it (with the default
+    CONN_MAX_AGE of 0), so an open stream holds no connection between its
+    reads, and PostgreSQL's connection limit caps concurrent reads rather than
+    open pages.
+    """
+
+    def read() -> T:
+        try:
+            return function(*args)
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(read)()
 
 
 def render_header_stream(campaign_id: int) -> tuple[str, int] | None:
@@ -170,7 +189,7 @@ class CampaignFeed:
         newest = await client.xrevrange(self.key, count=1)
         self.position = str(newest[0][0]) if newest else streams.START
         self.changed_up_to = self.header_covers = streams.entry_order(self.position)
-        state = await sync_to_async(render_state)(self.campaign_id, self.recipient_ids)
+        state = await read_database(render_state, self.campaign_id, self.recipient_ids)
         return self._mark_sent(state)
 
     async def _can_resume(self, client: aioredis.Redis) -> bool:
@@ -236,7 +255,7 @@ class CampaignFeed:
         # change up to this entry.
         newest = await client.xrevrange(self.key, count=1)
         covers = str(newest[0][0]) if newest else streams.START
-        rendered = await sync_to_async(render_header_stream)(self.campaign_id)
+        rendered = await read_database(render_header_stream, self.campaign_id)
         if rendered is None:
             # The campaign was deleted; there is nothing left to show.
             self.header_covers = self.changed_up_to
@@ -255,7 +274,7 @@ class CampaignFeed:
         if self.header is not None:
             parts.append(self.header)
         if self.rows:
-            parts.append(await sync_to_async(render_rows)(self.campaign_id, self.rows))
+            parts.append(await read_database(render_rows, self.campaign_id, self.rows))
         parts.extend(self.refreshes)
         self.header = None
         self.rows = {}
