@@ -140,6 +140,16 @@ LIVE_UPDATES_KEEPALIVE_SECONDS = env_float("LIVE_UPDATES_KEEPALIVE_SECONDS", 15.
 # Shortest time between two header updates that one process publishes for a
 # campaign while outcomes stream in; status changes are published at once.
 LIVE_HEADER_INTERVAL_SECONDS = env_float("LIVE_HEADER_INTERVAL_SECONDS", 0.2, minimum=0.0)
+# Seconds that the per-second delivery counts behind the header's chart stay
+# in Redis after their last write (live/rates.py). A campaign that stopped
+# shows the last minute of its deliveries for this long. A minute's hash stays
+# in the chart's window for up to 60 s after its last write, so the minimum
+# keeps every hash that the chart reads.
+LIVE_RATE_HISTORY_SECONDS = env_int("LIVE_RATE_HISTORY_SECONDS", 86400, minimum=120)
+# Complete seconds that the header's throughput averages over. The time to
+# finish divides the queued and in-flight recipients by that throughput. At
+# most 60, the chart's seconds, which are read anyway.
+LIVE_THROUGHPUT_WINDOW_SECONDS = env_int("LIVE_THROUGHPUT_WINDOW_SECONDS", 5, minimum=1, maximum=60)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # Queues: worker loops (dispatch.process_campaign) and live updates go to the
