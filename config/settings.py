@@ -153,13 +153,22 @@ LIVE_EVENT_INTERVAL_SECONDS = env_float(
 LIVE_STREAM_MAX_ENTRIES = env_int("LIVE_STREAM_MAX_ENTRIES", 1000, minimum=10)
 # A campaign's stream is deleted this long after its last entry.
 LIVE_STREAM_TTL_SECONDS = env_int("LIVE_STREAM_TTL_SECONDS", 3600, minimum=60)
+# Seconds that the per-second delivery counts behind the header's chart stay
+# in Redis after their last write (live/rates.py). A campaign that stopped
+# shows the last minute of its deliveries for this long. A minute's hash stays
+# in the chart's window for up to 60 s after its last write, so the minimum
+# keeps every hash that the chart reads.
+LIVE_RATE_HISTORY_SECONDS = env_int("LIVE_RATE_HISTORY_SECONDS", 86400, minimum=120)
+# Complete seconds that the header's throughput averages over. The time to
+# finish divides the queued and in-flight recipients by that throughput. At
+# most 60, the chart's seconds, which are read anyway.
+LIVE_THROUGHPUT_WINDOW_SECONDS = env_int("LIVE_THROUGHPUT_WINDOW_SECONDS", 5, minimum=1, maximum=60)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # Queues: worker loops (dispatch.process_campaign) go to the default queue.
 # The short control tasks, dispatch.start_campaign and dispatch.sweep, go to
-# a queue of their own, so
-# that a worker that consumes only that queue runs them while loops occupy
-# every thread of the others.
+# a queue of their own, so that a worker that consumes only that queue runs
+# them while loops occupy every thread of the others.
 # A worker started without -Q consumes both.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dispatch")
 DISPATCH_CONTROL_QUEUE = env_str("DISPATCH_CONTROL_QUEUE", "dispatch-control")

@@ -21,7 +21,7 @@ from django.utils.html import escape
 from django.utils.module_loading import import_string
 
 from campaigns.models import Campaign, Recipient
-from live import streams
+from live import rates, streams
 
 
 def header_context(campaign: Campaign) -> dict[str, Any]:
@@ -29,7 +29,8 @@ def header_context(campaign: Campaign) -> dict[str, Any]:
 
     Costs one query that sums the campaign's status count changes (none for
     a campaign read with `with_progress()`, whose version the header then
-    carries), and one EXISTS query more for a completed campaign with failures.
+    carries), one EXISTS query more for a completed campaign with failures,
+    and one or two Redis round trips for the delivery rates.
     """
     provider_class = import_string(settings.DELIVERY_PROVIDER)
     progress = campaign.progress()
@@ -43,6 +44,7 @@ def header_context(campaign: Campaign) -> dict[str, Any]:
     return {
         "campaign": campaign,
         "progress": progress,
+        "activity": rates.activity(campaign, progress),
         "can_retry_failed": can_retry_failed,
         "rate_limits": {
             "provider_name": getattr(provider_class, "name", provider_class.__name__),

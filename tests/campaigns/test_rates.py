@@ -1,11 +1,11 @@
-"""The `rate` template filter that the campaign header uses for rate limits."""
+"""The template filters that the campaign header uses for rates and the time to finish."""
 
 from __future__ import annotations
 
 import pytest
 from django.template import Context, Template
 
-from campaigns.templatetags.rates import rate
+from campaigns.templatetags.rates import per_second, rate, thousands, time_to_finish
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,49 @@ def test_rate_loads_in_templates() -> None:
     template = Template("{% load rates %}{{ value|rate }} messages/s")
 
     assert template.render(Context({"value": 12.5})) == "12.5 messages/s"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1234.4, "1,234"),
+        (1234567.0, "1,234,567"),
+        (12.5, "12"),
+        (10.0, "10"),
+        (9.96, "9.96"),
+        (2.4, "2.4"),
+        (0.2, "0.2"),
+        # One delivery in a 60-second window still reads as a rate.
+        (1 / 60, "0.02"),
+        (0.0, "0"),
+    ],
+)
+def test_per_second_rounds_large_rates(value: float, text: str) -> None:
+    assert per_second(value) == text
+
+
+def test_thousands_separates_groups() -> None:
+    assert thousands(0) == "0"
+    assert thousands(999) == "999"
+    assert thousands(1234567) == "1,234,567"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, ""),
+        (0.0, "under a minute"),
+        (59.9, "under a minute"),
+        (60.0, "about 1 min"),
+        (89.0, "about 1 min"),
+        (200.0, "about 3 min"),
+        # 59.5 minutes round to an hour.
+        (3570.0, "about 1 h"),
+        (3600 + 5 * 60, "about 1 h 5 min"),
+        (23 * 3600 + 59 * 60, "about 23 h 59 min"),
+        (24 * 3600 - 20, "about 1 day"),
+        (3 * 86400 + 3600, "about 3 days"),
+    ],
+)
+def test_time_to_finish_words_estimate(seconds: float | None, text: str) -> None:
+    assert time_to_finish(seconds) == text

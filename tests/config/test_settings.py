@@ -172,6 +172,9 @@ OUT_OF_RANGE = [
     ("DELIVERY_DELAY_MAX_SECONDS", "-1", "at least 0.0"),
     ("LIVE_UPDATES_KEEPALIVE_SECONDS", "0", "above 0"),
     ("LIVE_HEADER_INTERVAL_SECONDS", "-0.2", "at least 0.0"),
+    ("LIVE_RATE_HISTORY_SECONDS", "60", "at least 120"),
+    ("LIVE_THROUGHPUT_WINDOW_SECONDS", "0", "from 1 to 60"),
+    ("LIVE_THROUGHPUT_WINDOW_SECONDS", "61", "from 1 to 60"),
     ("MAX_RECIPIENT_ROWS", "0", "at least 1"),
     ("CONN_MAX_AGE", "-1", "at least 0"),
 ]
