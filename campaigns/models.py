@@ -37,6 +37,10 @@ class Progress:
     def total(self) -> int:
         return self.queued + self.in_flight + self.sent + self.failed + self.cancelled
 
+    def of(self, status: str) -> int:
+        """Recipients with `status`, or all of them when `status` is empty."""
+        return getattr(self, RecipientStatus(status).value) if status else self.total
+
     @property
     def processed(self) -> int:
         """Recipients with a final status."""
@@ -346,7 +350,7 @@ class Campaign(models.Model):
 class Recipient(models.Model):
     Status = RecipientStatus
 
-    # No index of its own: recipient_campaign_status_id starts with campaign_id.
+    # No index of its own: recipient_campaign_id starts with campaign_id.
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False
     )
@@ -379,6 +383,11 @@ class Recipient(models.Model):
             # A campaign's recipients of one status. The trailing id lets the
             # campaign page's status filter read rows in id order without a sort.
             models.Index(fields=["campaign", "status", "id"], name="recipient_campaign_status_id"),
+            # A campaign's recipients in id order, for the unfiltered campaign
+            # page. Without it PostgreSQL walks the primary key and skips the
+            # rows of the campaigns before this one, so the first page costs
+            # more the more recipients earlier campaigns have.
+            models.Index(fields=["campaign", "id"], name="recipient_campaign_id"),
             # Claims: a campaign's queued recipients in claim order, first
             # those never tried, then retries by due time. The primary key
             # cannot give this order, so the planner cannot prefer it and

@@ -7,12 +7,15 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
 
 from campaigns.models import Campaign, Recipient
 from campaigns.views import RECIPIENTS_PER_PAGE
+from tests.outcomes import set_outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +48,12 @@ def get(client: Client, campaign: Campaign, **params: str | int) -> tuple[int, s
 
 def row_ids(html: str) -> list[int]:
     return [int(pk) for pk in re.findall(r'<tr id="recipient_(\d+)"', html)]
+
+
+def page_summary(html: str) -> str:
+    match = re.search(r"<span[^>]*data-page-summary>([^<]*)</span>", html)
+    assert match is not None, "no page summary"
+    return match.group(1)
 
 
 def page_links(html: str) -> dict[str, str]:
@@ -253,3 +262,165 @@ def test_query_count_bounded(
         with django_assert_max_num_queries(4):
             status, _html = get(client, campaign, **params)
         assert status == 200
+
+
+def mixed_campaign(make_campaign: MakeCampaign) -> Campaign:
+    """A campaign of 315 recipients whose statuses alternate in blocks, after
+    another campaign's recipients, so that no status is one run of ids."""
+    other = make_campaign(name="Earlier", recipients=[])
+    add_recipients(other, 80, status=Recipient.Status.SENT)
+    campaign = make_campaign(recipients=[])
+    blocks = [(40, "sent"), (60, "failed"), (90, "sent"), (55, "failed"), (70, "queued")]
+    for count, status in blocks:
+        add_recipients(campaign, count, status=status)
+    return campaign
+
+
+def walk(client: Client, campaign: Campaign, link: str, start: dict[str, str]) -> list[list[int]]:
+    """Follow the `link` page links from the page of `start`; returns each page's row ids."""
+    url = campaign.get_absolute_url()
+    response = client.get(url, start)
+    pages = []
+    while True:
+        assert response.status_code == 200
+        html = response.content.decode()
+        pages.append(row_ids(html))
+        href = page_links(html).get(link)
+        if href is None:
+            return pages
+        response = client.get(url + href.replace("&amp;", "&"))
+
+
+@pytest.mark.parametrize(
+    ("params", "matching"),
+    [
+        ({}, {}),
+        ({"status": "failed"}, {"status": "failed"}),
+        ({"status": "sent"}, {"status": "sent"}),
+        ({"q": "user 1"}, {"name__icontains": "user 1"}),
+        ({"status": "failed", "q": "user"}, {"status": "failed", "name__icontains": "user"}),
+    ],
+)
+def test_page_links_walk_every_row_once(
+    client: Client,
+    make_campaign: MakeCampaign,
+    params: dict[str, str],
+    matching: dict[str, str],
+) -> None:
+    # Pages in the second half are read from the end of the list. Forwards
+    # and backwards, the links must still list every row once, in id order.
+    campaign = mixed_campaign(make_campaign)
+    ids = list(campaign.recipients.filter(**matching).order_by("id").values_list("id", flat=True))
+    assert len(ids) > RECIPIENTS_PER_PAGE
+
+    forwards = walk(client, campaign, "Next →", params)
+    last = len(forwards)
+    backwards = walk(client, campaign, "← Previous", {**params, "page": str(last)})
+
+    assert [row for page in forwards for row in page] == ids
+    assert backwards == forwards[::-1]
+    assert [len(page) for page in forwards[:-1]] == [RECIPIENTS_PER_PAGE] * (last - 1)
+
+
+def test_page_summary_counts_rows_that_changed_status(
+    client: Client, make_campaign: MakeCampaign
+) -> None:
+    # Without a search, the number of rows comes from the campaign's status
+    # counts, which follow every change of status.
+    campaign = mixed_campaign(make_campaign)
+    campaign.start()
+    sent = list(campaign.recipients.filter(status="queued").order_by("id")[:12])
+    for recipient in sent:
+        assert set_outcome(recipient, Recipient.Status.SENT)
+
+    _status, html = get(client, campaign, status="sent", page=3)
+
+    assert page_summary(html) == "Recipients 101\N{EN DASH}142 of 142 · page 3 of 3"
+    assert row_ids(html)[-12:] == [r.pk for r in sent]
+    assert page_summary(get(client, campaign, status="queued")[1]) == (
+        "Recipients 1\N{EN DASH}50 of 58 · page 1 of 2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "counts"),
+    [({}, False), ({"status": "sent"}, False), ({"page": "5"}, False), ({"q": "user"}, True)],
+)
+def test_only_a_search_counts_recipients(
+    client: Client, make_campaign: MakeCampaign, params: dict[str, str], counts: bool
+) -> None:
+    campaign = mixed_campaign(make_campaign)
+
+    with CaptureQueriesContext(connection) as captured:
+        status, _html = get(client, campaign, **params)
+
+    assert status == 200
+    counted = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT COUNT(")]
+    assert bool(counted) == counts, counted
+
+
+def insert_recipients(campaign: Campaign, count: int, failed_every: int = 0) -> None:
+    """Insert `count` sent recipients in SQL, every `failed_every`-th one failed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Recipient._meta.db_table}
+                   (campaign_id, name, email, phone_number, status, failure_reason, attempts,
+                    attempt_base, last_error_transient, provider_message_id)
+            SELECT %s, 'User ' || g, 'user' || g || '@example.com', '',
+                   CASE WHEN %s > 0 AND g %% %s = 0 THEN 'failed' ELSE 'sent' END,
+                   '', 1, 0, false, ''
+              FROM generate_series(1, %s) AS g
+            """,
+            [campaign.pk, failed_every, max(failed_every, 1), count],
+        )
+
+
+def plan_nodes(plan: dict) -> list[dict]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes.extend(plan_nodes(child))
+    return nodes
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"page": "40"},
+        {"status": "sent"},
+        {"status": "sent", "page": "36"},
+        {"status": "failed"},
+        {"status": "failed", "page": "4"},
+    ],
+)
+def test_first_and_last_pages_read_few_rows(
+    client: Client, make_campaign: MakeCampaign, params: dict[str, str]
+) -> None:
+    # Earlier campaigns' recipients come first in the primary key, and a scan
+    # of it would read them all for this campaign's first page. OFFSET would
+    # read every row before the last page.
+    earlier = make_campaign(name="Earlier", recipients=[])
+    insert_recipients(earlier, 30_000)
+    campaign = make_campaign(recipients=[])
+    insert_recipients(campaign, 2_000, failed_every=10)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Recipient._meta.db_table}")
+
+    with CaptureQueriesContext(connection) as captured:
+        status, html = get(client, campaign, **params)
+    [page_sql] = [q["sql"] for q in captured.captured_queries if "ORDER BY" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {page_sql}")
+        [[[explained]]] = cursor.fetchall()
+
+    assert status == 200
+    assert len(row_ids(html)) == RECIPIENTS_PER_PAGE
+    nodes = plan_nodes(explained["Plan"])
+    read = sum(
+        node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        for node in nodes
+        if "Scan" in node["Node Type"]
+    )
+    assert read < 2 * RECIPIENTS_PER_PAGE, f"{read} rows read by {page_sql}"
