@@ -25,6 +25,8 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from live import rates
+
 logger = logging.getLogger(__name__)
 
 # Entry kinds.
@@ -112,8 +114,6 @@ def publish_rows(
     ids = ",".join(str(pk) for pk in recipient_ids)
     if not ids:
         return
-    from live import rates
-
     at = time.time() if committed_at is None else committed_at
     try:
         pipe = client().pipeline(transaction=False)
