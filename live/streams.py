@@ -9,7 +9,7 @@ it shows, not how fast the campaign goes.
 
 Entry ids are the SSE event ids: a browser that reconnects names the last
 entry it has, and the view sends what came after it while the stream still
-holds it. The stream keeps about LIVE_STREAM_MAX_ENTRIES entries and expires
+contains it. The stream keeps about LIVE_STREAM_MAX_ENTRIES entries and expires
 LIVE_STREAM_TTL_SECONDS after its last entry.
 """
 
