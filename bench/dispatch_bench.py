@@ -461,14 +461,14 @@ def seed_recipients(campaign_id: int, count: int, table: str = RECIPIENTS) -> fl
     started = time.perf_counter()
     columns = (
         "campaign_id, name, email, phone_number, status, failure_reason, attempts, "
-        "attempt_base, last_error_transient, provider_message_id"
+        "attempt_base, last_error_transient, provider_message_id, version"
     )
     statement = f"COPY {table} ({columns}) FROM STDIN"
     with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
         for i in range(count):
             copy.write_row(
                 (campaign_id, f"Recipient {i}", f"r{i}@bench.example.com", "", "queued", "",
-                 0, 0, False, "")
+                 0, 0, False, "", 0)
             )  # fmt: skip
     return time.perf_counter() - started
 
