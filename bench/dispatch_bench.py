@@ -352,8 +352,8 @@ def check_redis() -> None:
         client.close()
 
 
-def print_environment(run: Run) -> None:
-    say("Dispatch benchmark" + (" (--quick: every size divided by 10)" if run.quick else ""))
+def print_environment(run: Run, title: str = "Dispatch benchmark") -> None:
+    say(title + (" (--quick: every size divided by 10)" if run.quick else ""))
     say(f"  figures: {', '.join(str(n) for n in sorted(run.only))}")
     say(
         f"  machine: {os.cpu_count()} CPUs ({cpu_model()}), "
@@ -417,13 +417,18 @@ def print_settings() -> None:
 
 
 class CampaignRegistry:
-    """Bench campaigns created by this run, so that every exit path deletes them."""
+    """Bench campaigns created by this run, so that every exit path deletes them.
 
-    def __init__(self) -> None:
+    Campaign names start with `name_prefix`, so that each benchmark finds
+    only its own leftovers.
+    """
+
+    def __init__(self, name_prefix: str = CAMPAIGN_NAME_PREFIX) -> None:
+        self.name_prefix = name_prefix
         self.ids: list[int] = []
 
     def create(self, label: str) -> Campaign:
-        campaign = Campaign.objects.create(name=f"{CAMPAIGN_NAME_PREFIX} {label} (run {RUN_ID})")
+        campaign = Campaign.objects.create(name=f"{self.name_prefix} {label} (run {RUN_ID})")
         self.ids.append(campaign.pk)
         return campaign
 
@@ -461,14 +466,14 @@ def seed_recipients(campaign_id: int, count: int, table: str = RECIPIENTS) -> fl
     started = time.perf_counter()
     columns = (
         "campaign_id, name, email, phone_number, status, failure_reason, attempts, "
-        "attempt_base, last_error_transient, provider_message_id"
+        "attempt_base, last_error_transient, provider_message_id, version"
     )
     statement = f"COPY {table} ({columns}) FROM STDIN"
     with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
         for i in range(count):
             copy.write_row(
                 (campaign_id, f"Recipient {i}", f"r{i}@bench.example.com", "", "queued", "",
-                 0, 0, False, "")
+                 0, 0, False, "", 0)
             )  # fmt: skip
     return time.perf_counter() - started
 
@@ -1203,18 +1208,18 @@ def delete_broker_keys() -> None:
         client.close()
 
 
-def report_leftovers(delete: bool) -> None:
+def report_leftovers(delete: bool, name_prefix: str = CAMPAIGN_NAME_PREFIX) -> None:
     leftovers = list(
-        Campaign.objects.filter(name__startswith=CAMPAIGN_NAME_PREFIX).values_list("pk", flat=True)
+        Campaign.objects.filter(name__startswith=name_prefix).values_list("pk", flat=True)
     )
     if not leftovers:
         return
     if delete:
         say(f"Deleting {len(leftovers)} campaigns left by earlier runs: {leftovers}")
-        CampaignRegistry().delete(leftovers)
+        CampaignRegistry(name_prefix).delete(leftovers)
     else:
         say(
-            f"NOTE: {len(leftovers)} campaigns named '{CAMPAIGN_NAME_PREFIX} ...' are left from "
+            f"NOTE: {len(leftovers)} campaigns named '{name_prefix} ...' are left from "
             f"an earlier run that was killed ({leftovers}); rerun with --delete-leftovers to "
             "delete them, unless another benchmark is running on this database."
         )

@@ -44,6 +44,10 @@ RECONNECT_DELAY_MS = 2000
 # Most entries read from Redis at once; a backlog takes a few reads.
 READ_COUNT = 1000
 
+# Seconds that a blocking read may take beyond its BLOCK time before the
+# connection counts as dead.
+READ_TIMEOUT_MARGIN_SECONDS = 5.0
+
 # A viewer whose stream position moved without an event for this long is
 # sent the position alone, so that a reconnect resumes close to it.
 POSITION_UPDATE_SECONDS = 1.0
@@ -143,7 +147,14 @@ class CampaignFeed:
         return bool(self.rows or self.header is not None or self.refreshes)
 
     async def events(self) -> AsyncIterator[str]:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        # XREAD blocks for up to the keep-alive interval, longer than
+        # redis-py's default socket timeout (5 s in redis-py 8), which would
+        # end every idle stream with a TimeoutError.
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            decode_responses=True,
+            socket_timeout=settings.LIVE_UPDATES_KEEPALIVE_SECONDS + READ_TIMEOUT_MARGIN_SECONDS,
+        )
         try:
             yield f"retry: {RECONNECT_DELAY_MS}\n\n"
             first = await self._start(client)

@@ -100,12 +100,16 @@ def _answers_http(base_url: str) -> bool:
         connection.close()
 
 
-def start_app_server(log_path: Path, extra_env: dict[str, str] | None = None) -> AppServer:
-    """Start uvicorn on a free loopback port and return once it serves the index page.
+def start_app_server(
+    log_path: Path, extra_env: dict[str, str] | None = None, port: int | None = None
+) -> AppServer:
+    """Start uvicorn on a loopback port and return once it serves the index page.
 
-    The subprocess inherits this run's TEST_RUN_ID, channel prefix and queue
-    name, which config.test_settings put into os.environ, and reads the test
-    database through DATABASE_URL.
+    The port is a free one unless `port` names it, as a restart on the same
+    address does. The subprocess inherits this run's TEST_RUN_ID, channel
+    prefix and queue name, which config.test_settings put into os.environ,
+    and reads the test database through DATABASE_URL. Its output is appended
+    to `log_path`.
     """
     env = os.environ.copy()
     # Browser tests set this in the test process for sync Playwright. The
@@ -118,7 +122,8 @@ def start_app_server(log_path: Path, extra_env: dict[str, str] | None = None) ->
     )
     env.update(extra_env or {})
 
-    port = free_port()
+    if port is None:
+        port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -131,7 +136,7 @@ def start_app_server(log_path: Path, extra_env: dict[str, str] | None = None) ->
         "--timeout-graceful-shutdown",
         "2",
     ]
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -234,6 +239,46 @@ def start_extra_app_server(
         _extra_servers.remove(server)
 
 
+class RestartableAppServer:
+    """A uvicorn process of one test, which the test stops and starts again on the same port.
+
+    Stopping it cuts every open stream as a crash or a deploy would, and the
+    browser reconnects to the same address once it runs again.
+    """
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.server: AppServer | None = start_app_server(log_path)
+        self.base_url = self.server.base_url
+        _extra_servers.append(self.server)
+
+    def stop(self) -> None:
+        """Stop the process by its PID (SIGTERM, then SIGKILL) and wait until it exits."""
+        if self.server is None:
+            return
+        stop_app_server(self.server)
+        _extra_servers.remove(self.server)
+        self.server = None
+
+    def start(self) -> None:
+        """Start a new process on the same port; returns once it serves pages."""
+        if self.server is not None:
+            raise RuntimeError(f"{self.base_url} is still running: stop it first")
+        port = urlsplit(self.base_url).port
+        self.server = start_app_server(self.log_path, port=port)
+        _extra_servers.append(self.server)
+
+
+@pytest.fixture
+def restartable_app_server(django_db_setup: None, tmp_path: Path) -> Iterator[RestartableAppServer]:
+    """A uvicorn process for this test alone, on a port of its own; stopped after the test."""
+    server = RestartableAppServer(tmp_path / "uvicorn.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -241,7 +286,7 @@ def pytest_runtest_makereport(
     """Attach the tail of every running server's log to the report of a failed test."""
     report = yield
     fixture_names = set(getattr(item, "fixturenames", ()))
-    uses_server = {"app_server", "start_extra_app_server"} & fixture_names
+    uses_server = {"app_server", "start_extra_app_server", "restartable_app_server"} & fixture_names
     if report.failed and uses_server:
         for server in running_servers():
             report.sections.append(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable
+from typing import Any
 
-import redis
+import pytest
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from live import broadcasts
-from tests.servers import wait_until
+from campaigns.models import Campaign
 
 # The formset prefix of the recipient rows (Recipient.campaign's related_name).
 PREFIX = "recipients"
@@ -128,26 +131,148 @@ def header_updates(page: Page) -> list[tuple[str, int]]:
     return [(status, int(percent.removesuffix("%"))) for status, percent in updates]
 
 
-def wait_for_snapshot(page: Page) -> None:
-    """Wait until the page has rendered the snapshot that its stream sends first.
+def wait_for_stream(page: Page, timeout_ms: float = 10_000) -> None:
+    """Wait until the page's live stream is connected.
 
-    The server subscribes to the campaign's channel before it sends the
-    snapshot, so every later broadcast reaches the page, after the snapshot.
-    Needs `record_header_updates` before the page loaded.
+    The page's stream starts at the stream position that the page was
+    rendered at, so it delivers every later change whenever it connects.
+    Tests wait for it when what they do next needs a connection, such as
+    cutting it, or to watch a dispatch from its start.
     """
-    page.wait_for_function("() => window.__headerUpdates.length > 0", timeout=5000)
+    page.wait_for_function(
+        """() => document.querySelector("turbo-stream-source")
+                   ?.streamSource?.readyState === EventSource.OPEN""",
+        timeout=timeout_ms,
+    )
 
 
-def wait_for_subscribers(client: redis.Redis, campaign_id: int, count: int) -> None:
-    """Wait until at least `count` streams on the server subscribe to the campaign's channel.
+# An init script: counts the connections that the page's event sources open,
+# and keeps the data of each message and the target of each Turbo Stream
+# that is about to render, on `window.__stream`. It lasts until a page load.
+RECORD_STREAM_ACTIVITY = """
+window.__stream = { opens: 0, messages: [], targets: [] }
+const NativeEventSource = window.EventSource
+window.EventSource = class extends NativeEventSource {
+  constructor(...args) {
+    super(...args)
+    this.addEventListener("open", () => { window.__stream.opens += 1 })
+    this.addEventListener("message", (event) => { window.__stream.messages.push(event.data) })
+  }
+}
+document.addEventListener("turbo:before-stream-render", (event) => {
+  const target = event.target.getAttribute("target")
+  if (target) window.__stream.targets.push(target)
+})
+"""
 
-    The server subscribes before it reads and sends the snapshot, so from then
-    on every broadcast reaches those pages.
+
+def record_stream_activity(page: Page) -> None:
+    """Record stream connections, messages and render targets on every document `page` loads."""
+    page.add_init_script(RECORD_STREAM_ACTIVITY)
+
+
+def stream_opens(page: Page) -> int:
+    """How many times the page's event sources connected, reconnects included."""
+    return int(page.evaluate("window.__stream.opens"))
+
+
+def stream_messages(page: Page) -> list[str]:
+    """The data of every message the page's event sources received, oldest first."""
+    return list(page.evaluate("window.__stream.messages"))
+
+
+def stream_targets(page: Page) -> list[str]:
+    """The element id that each Turbo Stream rendered on the page targets, oldest first."""
+    return list(page.evaluate("window.__stream.targets"))
+
+
+# Returns what the campaign header with this id shows.
+READ_HEADER = """
+(id) => {
+  const header = document.getElementById(id)
+  return {
+    status: header.dataset.campaignStatus,
+    version: header.dataset.version ?? null,
+    counts: Object.fromEntries(
+      [...header.querySelectorAll("[data-count]")].map((count) => [
+        count.dataset.count, Number(count.textContent),
+      ])
+    ),
+    percent: header.querySelector("[data-progress-percent]").textContent.trim(),
+  }
+}
+"""
+
+
+def header_on_page(page: Page, campaign: Campaign) -> dict[str, Any]:
+    """The status, version, counts and percentage that the page's header shows."""
+    return dict(page.evaluate(READ_HEADER, f"{campaign.dom_id}_header"))
+
+
+def header_in_database(campaign: Campaign) -> dict[str, Any]:
+    """What the campaign's header should show now: its status, counts and percentage."""
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    progress = campaign.progress()
+    counts = {
+        "total": progress.total,
+        "queued": progress.queued,
+        "in_flight": progress.in_flight,
+        "sent": progress.sent,
+        "failed": progress.failed,
+        "cancelled": progress.cancelled,
+    }
+    return {"status": campaign.status, "counts": counts, "percent": f"{progress.percent}%"}
+
+
+def expect_header(page: Page, campaign: Campaign, timeout_ms: float) -> None:
+    """Wait until the page's header shows what the database contains at the same moment.
+
+    Both sides are read again every 50 ms, so the database may still change
+    while the page catches up, as claims do in the middle of a dispatch.
     """
-    channel = broadcasts.channel_name(campaign_id)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        expected = header_in_database(campaign)
+        displayed = header_on_page(page, campaign)
+        del displayed["version"]
+        if displayed == expected:
+            return
+        if time.monotonic() >= deadline:
+            pytest.fail(f"the header shows {displayed} after {timeout_ms} ms, expected {expected}")
+        time.sleep(0.05)
 
-    def subscribed() -> bool:
-        [(_, subscribers)] = client.pubsub_numsub(channel)
-        return int(subscribers) >= count
 
-    wait_until(subscribed, timeout=5, failure_message=f"fewer than {count} streams on {channel}")
+# Returns [status, version] of each recipient row whose id is given, or null
+# for a row that the page does not show.
+READ_ROWS = """
+(ids) => ids.map((id) => {
+  const row = document.getElementById(`recipient_${id}`)
+  return row ? [row.dataset.status, Number(row.dataset.version)] : null
+})
+"""
+
+
+def rows_on_page(page: Page, ids: Iterable[int]) -> dict[int, tuple[str, int] | None]:
+    """The status and version that each recipient's row shows, or None for a row not shown."""
+    ids = list(ids)
+    shown = page.evaluate(READ_ROWS, ids)
+    return {pk: tuple(row) if row else None for pk, row in zip(ids, shown, strict=True)}
+
+
+def expect_rows(page: Page, expected: dict[int, tuple[str, int]], timeout_ms: float) -> None:
+    """Wait until each recipient row shows the status and version in `expected`, by id."""
+    ids = list(expected)
+    expected_rows = [list(expected[pk]) for pk in ids]
+    try:
+        page.wait_for_function(
+            f"([ids, expected]) => JSON.stringify(({READ_ROWS})(ids)) === JSON.stringify(expected)",
+            arg=[ids, expected_rows],
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeoutError:
+        differences = {
+            pk: {"displayed": row, "expected": expected[pk]}
+            for pk, row in rows_on_page(page, ids).items()
+            if row != expected[pk]
+        }
+        pytest.fail(f"rows differ after {timeout_ms} ms: {differences}")

@@ -1,7 +1,8 @@
 """Fixtures for browser tests: Chromium, the app under uvicorn and a Celery worker.
 
 pytest-playwright drives Debian's Chromium, tests/servers.py starts uvicorn,
-and the worker runs in this process.
+and the worker runs in this process. `delivery_gate` makes that worker
+deliver only as many recipients as the test allows (tests/system/delivery.py).
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import WorkController
 from django.conf import settings
+from pytest_django.fixtures import Settings
 
 from config.celery import app as celery_app
 from tests.servers import (  # noqa: F401 (pytest finds fixtures and hooks by name)
     app_server,
     pytest_runtest_makereport,
+    restartable_app_server,
+    start_extra_app_server,
 )
+from tests.system.delivery import DeliveryGate, gate
 
 CHROMIUM_PATH = "/usr/bin/chromium"
 
@@ -101,3 +106,20 @@ def celery_worker() -> Iterator[WorkController]:
         consumed = {q.name for q in task_consumer.queues}
         assert consumed == queues, f"the worker consumes {consumed}, expected {queues}"
         yield worker
+
+
+@pytest.fixture
+def delivery_gate(celery_worker: WorkController, settings: Settings) -> Iterator[DeliveryGate]:
+    """The gate that the worker's deliveries wait at; closed at the start of the test.
+
+    One worker loop per campaign delivers up to four recipients at a time.
+    The gate opens when the test ends, so that waiting deliveries finish
+    before the worker stops.
+    """
+    settings.DELIVERY_PROVIDER = "tests.system.delivery.GatedProvider"
+    settings.DELIVERY_CONCURRENCY = 4
+    settings.DISPATCH_BATCH_SIZE = 4
+    settings.DISPATCH_WORKERS_PER_CAMPAIGN = 1
+    gate.reset()
+    yield gate
+    gate.open()

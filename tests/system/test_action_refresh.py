@@ -1,39 +1,33 @@
 """Cancel and Retry failed refresh every other open page, but not the page that pressed them.
 
-Both actions change many rows at once, so the broadcast task publishes a
-Turbo `refresh` stream. The page that pressed the button already shows the
-new state with a flash message, and a refresh would morph that message away.
-The stream carries the request id of the button's request, and Turbo 8
-ignores a refresh that names a request the page made itself.
+Both actions change many rows at once, so the view publishes a Turbo
+`refresh` request on the campaign's stream. The page that pressed the button
+already shows the new state with a flash message, and a refresh would morph
+that message away. The stream carries the request id of the button's
+request, and Turbo 8 ignores a refresh that names a request the page made
+itself.
 
-No Celery worker runs here. The test runs the broadcast task that the view
-enqueued only once the pressing page shows its message and streams again. A
-refresh that arrived earlier, while that page still followed the redirect or
-between two of its streams, would be lost even without the request id, and
-the test could not fail.
+The pressing page can only receive that refresh on the stream it had before
+the press: the page rendered after the redirect starts its stream after the
+refresh. So the test delays the action's response until the old stream has
+delivered the refresh and Turbo has decided on it. Without the hold, the
+redirect could replace the old stream first, and the test could not fail.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
-from playwright.sync_api import Dialog, Page, expect
+from django.urls import reverse
+from playwright.sync_api import Dialog, Page, Route, expect
+from pytest_playwright.pytest_playwright import CreateContextCallback
 
 from campaigns.models import Campaign, Recipient
-from live.tasks import broadcast_campaign_task
 from tests.outcomes import set_outcome
-from tests.system.browser import (
-    record_header_updates,
-    wait_for_snapshot,
-    wait_for_subscribers,
-)
+from tests.system.browser import wait_for_stream
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -67,6 +61,7 @@ RECORD_REFRESHES = """() => {
 @dataclass(frozen=True)
 class Action:
     button: str
+    url_name: str
     message: str
     # The campaign status that the header shows after the action.
     status_after: str
@@ -90,6 +85,7 @@ def complete_with_transient_failure(campaign: Campaign) -> None:
 ACTIONS = {
     "cancel": Action(
         button="Cancel",
+        url_name="campaigns:cancel",
         message=(
             "Cancelled. Queued recipients will not be sent; deliveries in flight keep "
             "their outcome."
@@ -99,6 +95,7 @@ ACTIONS = {
     ),
     "retry_failed": Action(
         button="Retry failed",
+        url_name="campaigns:retry_failed",
         message="1 failed recipient queued again.",
         status_after="processing",
         prepare=complete_with_transient_failure,
@@ -107,26 +104,10 @@ ACTIONS = {
 
 
 def watch(page: Page, campaign: Campaign) -> None:
-    record_header_updates(page)
     page.goto(campaign.get_absolute_url())
     # Turbo visits keep `window`, so the hook lasts until a page load.
     page.evaluate(RECORD_REFRESHES)
-    wait_for_snapshot(page)
-
-
-def run_broadcast_jobs(job_queue: JobQueue) -> list[dict[str, Any]]:
-    """Run the broadcast tasks waiting in the control queue, in this process; return their kwargs.
-
-    The message body is Celery's JSON `[args, kwargs, embed]`, in base64.
-    """
-    ran = []
-    for job in job_queue(settings.DISPATCH_CONTROL_QUEUE):
-        if job["headers"]["task"] != broadcast_campaign_task.name:
-            continue
-        args, kwargs, _embed = json.loads(base64.b64decode(job["body"]))
-        broadcast_campaign_task(*args, **kwargs)
-        ran.append(kwargs)
-    return ran
+    wait_for_stream(page)
 
 
 def refreshes(page: Page) -> list[bool]:
@@ -138,42 +119,52 @@ def refreshes(page: Page) -> list[bool]:
 @pytest.mark.parametrize("action_name", list(ACTIONS))
 def test_pressing_page_keeps_its_message(
     page: Page,
+    new_context: CreateContextCallback,
     make_campaign: MakeCampaign,
-    redis_client: redis.Redis,
     job_queue: JobQueue,
     action_name: str,
 ) -> None:
+    # No worker runs here: job_queue empties this run's queues after the
+    # test, so the job that Retry failed enqueues reaches no later test.
     action = ACTIONS[action_name]
     campaign = make_campaign()
     action.prepare(campaign)
-    second_page = page.context.new_page()
+    # Another operator's page, with a session of its own: the flash message
+    # of the press belongs to the pressing page's session only.
+    second_page = new_context().new_page()
     for viewer in (page, second_page):
         watch(viewer, campaign)
-    wait_for_subscribers(redis_client, campaign.pk, count=2)
+    refreshes_before_redirect: list[list[bool]] = []
+
+    def hold_response_until_refresh_decided(route: Route) -> None:
+        # The view has committed and published the refresh when its
+        # response (a 303) arrives here. The browser follows the redirect
+        # only after the page's current stream has delivered the refresh.
+        response = route.fetch(max_redirects=0)
+        refreshes_before_redirect.append(refreshes(page))
+        route.fulfill(response=response)
+
+    page.route(
+        f"**{reverse(action.url_name, args=[campaign.pk])}", hold_response_until_refresh_decided
+    )
 
     def accept(dialog: Dialog) -> None:
         dialog.accept()
 
     page.on("dialog", accept)
     # A DOM click, because Playwright's click waits for animation frames,
-    # which Chromium does not run for this page while the second is in front.
+    # which Chromium may not run for this page while the second is in front.
     button = page.locator(f"#{campaign.dom_id}_header").get_by_role("button", name=action.button)
     button.dispatch_event("click")
     flash = page.get_by_role("status")
     expect(flash).to_have_text(action.message)
-    # The page rendered after the redirect opens a new stream, whose snapshot
-    # shows the new status once that stream is subscribed.
-    page.wait_for_function(
-        f"() => window.__headerUpdates.some(([status]) => status === '{action.status_after}')",
-        timeout=TIMEOUT_MS,
-    )
 
-    broadcasts = run_broadcast_jobs(job_queue)
-
-    assert [kwargs["refresh"] for kwargs in broadcasts] == [True]
     # It should skip the refresh on the pressing page and keep its message.
-    assert refreshes(page) == [False]
+    assert refreshes_before_redirect == [[False]]
+    assert page.evaluate("window.__refreshes") == [False]
     expect(flash).to_have_text(action.message)
+    header = page.locator(f"#{campaign.dom_id}_header")
+    expect(header).to_have_attribute("data-campaign-status", action.status_after)
     # It should refresh the second page, which then shows the new rows.
     assert refreshes(second_page) == [True]
     second_header = second_page.locator(f"#{campaign.dom_id}_header")
