@@ -51,7 +51,11 @@ def see_other(url: str) -> HttpResponseRedirect:
 def index(request: HttpRequest) -> HttpResponse:
     campaigns = Campaign.objects.with_progress().order_by("-created_at", "-id")
     page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "campaigns/index.html", {"page": page})
+    # The stream sends these campaigns' current rows when it connects, so the
+    # page needs no stream position.
+    stream_query = urlencode({"ids": ",".join(str(c.pk) for c in page.object_list)}, safe=",")
+    context = {"page": page, "stream_url": f"{reverse('live:index_stream')}?{stream_query}"}
+    return render(request, "campaigns/index.html", context)
 
 
 def detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -1,8 +1,9 @@
-"""The server-sent-events view that streams a campaign page's live updates."""
+"""The server-sent-events views that stream live updates of a campaign page and of the index."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -10,9 +11,14 @@ from django.http.response import HttpResponseBase
 from campaigns.models import Campaign
 from live import streams
 from live.feeds import CampaignFeed
+from live.index_feed import IndexFeed
 
 # A page shows at most this many recipients, with room to spare.
 MAX_VISIBLE_ROWS = 200
+
+# The max number of campaigns that one index stream follows. An index page
+# shows CAMPAIGNS_PER_PAGE (campaigns/views.py), so this leaves room to spare.
+MAX_INDEX_CAMPAIGNS = 100
 
 _IDS = re.compile(r"\d{1,18}(,\d{1,18})*")
 
@@ -41,8 +47,31 @@ async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
         # start from the current state rather than refuse a reconnect.
         position = None
 
-    feed = CampaignFeed(pk, recipient_ids, position)
-    response = StreamingHttpResponse(feed.events(), content_type="text/event-stream")
+    return _event_stream(CampaignFeed(pk, recipient_ids, position).events())
+
+
+async def index_stream(request: HttpRequest) -> HttpResponseBase:
+    """Stream the live summary rows of the campaigns index as `text/event-stream`.
+
+    Query parameter `ids`: the comma-separated ids of the campaigns that the
+    page shows. Ids of campaigns that no longer exist are ignored. 400 when
+    `ids` is missing, malformed or names more than MAX_INDEX_CAMPAIGNS campaigns.
+    """
+    ids_param = request.GET.get("ids", "")
+    if not ids_param:
+        return _bad_request(
+            "ids is missing: give the campaign ids that the page shows, such as 12,13,14."
+        )
+    if not _IDS.fullmatch(ids_param):
+        return _bad_request("ids must be campaign ids separated by commas, such as 12,13,14.")
+    campaign_ids = frozenset(int(part) for part in ids_param.split(","))
+    if len(campaign_ids) > MAX_INDEX_CAMPAIGNS:
+        return _bad_request(f"ids may name at most {MAX_INDEX_CAMPAIGNS} campaigns.")
+    return _event_stream(IndexFeed(campaign_ids).events())
+
+
+def _event_stream(events: AsyncIterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Tells nginx-style proxies not to buffer the stream.
     response["X-Accel-Buffering"] = "no"

@@ -1,4 +1,4 @@
-"""The campaign list: newest first, paginated, with counts per campaign."""
+"""The campaign list: newest first, paginated, with progress and counts per campaign."""
 
 from __future__ import annotations
 
@@ -24,12 +24,18 @@ INDEX_URL = reverse("campaigns:index")
 
 def summary_rows(html: str) -> list[str]:
     """Return the list's rows in page order, one `<tr>…</tr>` string per campaign."""
-    return re.findall(r'<tr id="campaign_\d+_summary">.*?</tr>', html, flags=re.DOTALL)
+    return re.findall(r'<tr id="campaign_\d+_summary"[^>]*>.*?</tr>', html, flags=re.DOTALL)
 
 
 def summary_row(html: str, campaign: Campaign) -> str:
-    start = html.index(f'<tr id="{campaign.dom_id}_summary">')
+    start = html.index(f'<tr id="{campaign.dom_id}_summary"')
     return html[start : html.index("</tr>", start)]
+
+
+def progress_attributes(row: str) -> dict[str, str]:
+    """The attributes of the row's only `<progress>` element."""
+    [tag] = re.findall(r"<progress\b[^>]*>", row)
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', tag))
 
 
 def make_dated_campaigns(make_campaign: MakeCampaign, count: int) -> list[Campaign]:
@@ -139,10 +145,9 @@ def test_index_shows_counts_and_status(client: Client, make_campaign: MakeCampai
 
     busy_row = summary_row(html, busy)
     fresh_row = summary_row(html, fresh)
-    count_cells = r'<td class="cell text-right tabular-nums">(\d+)</td>'
-    # Columns: sent, failed, total.
-    assert re.findall(count_cells, busy_row) == ["1", "1", "3"]
-    assert re.findall(count_cells, fresh_row) == ["0", "0", "1"]
+    count_cells = r'<td class="cell text-right tabular-nums" data-count="(\w+)">(\d+)</td>'
+    assert re.findall(count_cells, busy_row) == [("sent", "1"), ("failed", "1"), ("total", "3")]
+    assert re.findall(count_cells, fresh_row) == [("sent", "0"), ("failed", "0"), ("total", "1")]
     assert 'data-status="processing">Processing<' in busy_row
     assert 'data-status="pending">Pending<' in fresh_row
     assert f'href="{busy.get_absolute_url()}"' in busy_row
@@ -171,3 +176,76 @@ def test_index_escapes_names(client: Client, make_campaign: MakeCampaign) -> Non
 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)</script>" not in html
+
+
+def test_index_shows_progress(client: Client, make_campaign: MakeCampaign) -> None:
+    busy = make_campaign(name="Busy")
+    busy.start()
+    first, second, _third = busy.recipients.order_by("id")
+    set_outcome(first, Recipient.Status.SENT)
+    set_outcome(second, Recipient.Status.FAILED, "Mailbox full")
+    empty = make_campaign(name="Empty", recipients=[])
+
+    html = client.get(INDEX_URL).content.decode()
+
+    # It should draw the processed share with <progress> and repeat it as text.
+    busy_row = summary_row(html, busy)
+    assert progress_attributes(busy_row) == {
+        "class": "progress",
+        "value": "2",
+        "max": "3",
+        "aria-label": "Recipients processed in Busy",
+    }
+    assert re.search(r"data-progress-percent>66%</span>", busy_row)
+    # It should give an empty campaign a bar at 0 of 1 rather than a max of 0.
+    empty_row = summary_row(html, empty)
+    assert progress_attributes(empty_row)["value"] == "0"
+    assert progress_attributes(empty_row)["max"] == "1"
+    assert re.search(r"data-progress-percent>0%</span>", empty_row)
+    # It should need no inline style, so a strict Content Security Policy allows the page.
+    assert "style=" not in busy_row
+
+
+def test_index_rows_carry_read_version(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    before = Campaign.objects.with_progress().get(pk=campaign.pk).read_version
+    assert before is not None
+
+    html = client.get(INDEX_URL).content.decode()
+
+    match = re.search(r'data-version="(\d+)"', summary_row(html, campaign))
+    assert match is not None
+    # It should carry the version of the page's read, never older than a read before it.
+    assert int(match.group(1)) >= before
+
+
+def test_index_stream_source_names_page_campaigns(
+    client: Client, make_campaign: MakeCampaign
+) -> None:
+    campaigns = make_dated_campaigns(make_campaign, CAMPAIGNS_PER_PAGE + 2)
+    newest_first = campaigns[::-1]
+
+    first_page = client.get(INDEX_URL).content.decode()
+    again = client.get(INDEX_URL).content.decode()
+    second_page = client.get(INDEX_URL, {"page": 2}).content.decode()
+
+    def stream_source(html: str) -> tuple[str, str]:
+        sources = re.findall(r'<turbo-stream-source id="([^"]+)" src="([^"]+)">', html)
+        assert len(sources) == 1, sources
+        return sources[0]
+
+    # It should follow the campaigns of the page shown, in page order.
+    _, first_src = stream_source(first_page)
+    expected = ",".join(str(c.pk) for c in newest_first[:CAMPAIGNS_PER_PAGE])
+    assert first_src == f"{reverse('live:index_stream')}?ids={expected}"
+    _, second_src = stream_source(second_page)
+    expected = ",".join(str(c.pk) for c in newest_first[CAMPAIGNS_PER_PAGE:])
+    assert second_src == f"{reverse('live:index_stream')}?ids={expected}"
+    # It should get a new element id on every render, so a morphing refresh reconnects it.
+    assert stream_source(first_page)[0] != stream_source(again)[0]
+
+
+def test_index_without_campaigns_has_no_stream(client: Client) -> None:
+    html = client.get(INDEX_URL).content.decode()
+
+    assert "<turbo-stream-source" not in html
