@@ -66,6 +66,20 @@ def format_event(data: str, event_id: str | None = None) -> str:
     return head + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
+def stream_client() -> aioredis.Redis:
+    """Open the Redis client of one stream view.
+
+    XREAD blocks for up to the keep-alive interval, longer than redis-py's
+    default socket timeout (5 s in redis-py 8), which would end every idle
+    stream with a TimeoutError.
+    """
+    return aioredis.Redis.from_url(
+        settings.REDIS_URL,
+        decode_responses=True,
+        socket_timeout=settings.LIVE_UPDATES_KEEPALIVE_SECONDS + READ_TIMEOUT_MARGIN_SECONDS,
+    )
+
+
 async def read_database[T](function: Callable[..., T], *args: Any) -> T:
     """Run `function(*args)` in the request's thread for synchronous code.
 
@@ -147,14 +161,7 @@ class CampaignFeed:
         return bool(self.rows or self.header is not None or self.refreshes)
 
     async def events(self) -> AsyncIterator[str]:
-        # XREAD blocks for up to the keep-alive interval, longer than
-        # redis-py's default socket timeout (5 s in redis-py 8), which would
-        # end every idle stream with a TimeoutError.
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            decode_responses=True,
-            socket_timeout=settings.LIVE_UPDATES_KEEPALIVE_SECONDS + READ_TIMEOUT_MARGIN_SECONDS,
-        )
+        client = stream_client()
         try:
             yield f"retry: {RECONNECT_DELAY_MS}\n\n"
             first = await self._start(client)

@@ -28,13 +28,18 @@ from collections.abc import AsyncIterator, Collection
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.template.loader import render_to_string
 
 from campaigns.models import Campaign
 from live import broadcasts, streams
-from live.feeds import READ_COUNT, RECONNECT_DELAY_MS, format_event
+from live.feeds import (
+    READ_COUNT,
+    RECONNECT_DELAY_MS,
+    format_event,
+    read_database,
+    stream_client,
+)
 
 # Entry kinds that change what a summary row shows.
 CHANGE_KINDS = frozenset({streams.ROWS, streams.CAMPAIGN, streams.REFRESH})
@@ -74,7 +79,7 @@ class IndexFeed:
         self.last_sent_at = 0.0
 
     async def events(self) -> AsyncIterator[str]:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        client = stream_client()
         try:
             yield f"retry: {RECONNECT_DELAY_MS}\n\n"
             first = await self._start(client)
@@ -146,7 +151,7 @@ class IndexFeed:
         """
         changed, self.changed = self.changed, set()
         self.last_rows_at = time.monotonic()
-        data = await sync_to_async(render_summaries)(changed)
+        data = await read_database(render_summaries, changed)
         if not data:
             return ""
         self.last_sent_at = time.monotonic()
