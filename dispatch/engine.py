@@ -46,7 +46,7 @@ from dispatch import claims
 from dispatch.claims import Claim, Outcome
 from dispatch.providers import Delivery, DeliveryError, Provider, get_provider
 from dispatch.rate_limit import MultiRateLimiter, RateLimitTimeout, limiter_for
-from live import broadcasts
+from live import broadcasts, streams
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,8 @@ class _Loop:
                 )
                 self.waiting.extend(batch)
                 self.exhausted = not batch
+                # Pages show these rows in flight while they are delivered.
+                streams.publish_rows(self.campaign_id, (c.recipient_id for c in batch))
             while self.active and self.waiting and len(self.running) < self.config.concurrency:
                 claim = self.waiting.popleft()
                 self.running[pool.submit(self._deliver, claim)] = claim
