@@ -77,12 +77,13 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     stream_query = {"ids": ",".join(str(r.pk) for r in page.object_list)}
     if stream_position is not None:
         stream_query["after"] = stream_position
+    stream_path = reverse("live:campaign_stream", args=[pk])
     context = {
         **header_context(campaign),
         "filter_form": filter_form,
         "is_filtered": bool(request.GET.get("status") or request.GET.get("q")),
         "page": page,
-        "stream_url": f"{reverse('live:campaign_stream', args=[pk])}?{urlencode(stream_query, safe=",")}",
+        "stream_url": f"{stream_path}?{urlencode(stream_query, safe=',')}",
     }
     return render(request, "campaigns/detail.html", context, status=status)
 
