@@ -47,6 +47,9 @@ READ_COUNT = 1000
 # Seconds that a blocking read may take beyond its BLOCK time before the
 # connection counts as dead.
 READ_TIMEOUT_MARGIN_SECONDS = 5.0
+# Maximum wait of one read for new entries, in milliseconds. An idle feed
+# reads again after it, which costs one round trip.
+MAX_BLOCK_MS = 5000
 
 # A viewer whose stream position moved without an event for this long is
 # sent the position alone, so that a reconnect resumes close to it.
@@ -213,17 +216,22 @@ class CampaignFeed:
     async def _can_resume(self, client: aioredis.Redis) -> bool:
         assert self.position is not None
         if self.position == streams.START:
-            # Resuming from the start needs a stream that was never trimmed.
+            # Resuming from the start needs a stream that lost no entry.
+            # Trimming lowers its length but not the count of entries ever
+            # added to it, which Redis 7.0 and later report; before 7.0 the
+            # feed sends the current state. Trimming leaves
+            # max-deleted-entry-id as it was, because only XDEL sets it.
             if not await client.exists(self.key):
                 return True
             info = await client.xinfo_stream(self.key)
-            return str(info.get("max-deleted-entry-id", streams.START)) == streams.START
+            added = info.get("entries-added")
+            return added is not None and int(added) == int(info["length"])
         # Trimming removes the oldest entries, so while the viewer's newest
         # entry is in the stream, so is everything after it.
         return bool(await client.xrange(self.key, self.position, self.position, count=1))
 
     def _block_ms(self) -> int:
-        """How long the next read may wait for entries, in milliseconds (at least 1)."""
+        """Return how long the next read may wait for entries, in ms (1 to MAX_BLOCK_MS)."""
         now = time.monotonic()
         deadline = self.last_event_at + settings.LIVE_UPDATES_KEEPALIVE_SECONDS
         if self.has_output:
@@ -232,7 +240,7 @@ class CampaignFeed:
             deadline = min(deadline, self.next_header_attempt)
         if self.position != self.sent_position:
             deadline = min(deadline, self.last_event_at + POSITION_UPDATE_SECONDS)
-        return max(1, int((deadline - now) * 1000))
+        return max(1, min(MAX_BLOCK_MS, int((deadline - now) * 1000)))
 
     def _absorb(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         for entry_id, fields in entries:
@@ -256,6 +264,8 @@ class CampaignFeed:
                     self.header_version = version
                     self.header = fields.get("html", "")
             elif kind == streams.REFRESH:
+                # Many rows changed, so the header is due as well.
+                self.changed_up_to = streams.entry_order(entry_id)
                 request_id = fields.get("request_id") or None
                 self.refreshes.append(broadcasts.refresh_stream(request_id))
 

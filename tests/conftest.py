@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import pytest
 import redis
 from django.conf import settings
 
 from campaigns.models import Campaign, Recipient
-from live import broadcasts
+from config.test_settings import RUN_ID
+from live import streams
+
+
+@pytest.fixture(scope="session", autouse=True)
+def delete_live_streams() -> Iterator[None]:
+    """Delete this run's live-update streams and header leases when the session ends.
+
+    Workers that tests run add entries to a stream per campaign, which would
+    otherwise stay in Redis for LIVE_STREAM_TTL_SECONDS. A prefix set in the
+    environment may be shared with a running app, so only the run's own
+    prefix is cleaned.
+    """
+    yield
+    prefix = settings.LIVE_UPDATES_CHANNEL_PREFIX
+    if prefix != f"test-{RUN_ID}":
+        return
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = f"{prefix}:campaign:*"
+    keys = [
+        key
+        for key in client.scan_iter(match=pattern, count=1000)
+        if key.endswith((b":updates", b":header-lease"))
+    ]
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture
@@ -67,40 +94,60 @@ def make_campaign() -> Callable[..., Campaign]:
     return make
 
 
-class ChannelListener:
-    """Collects what is published on a campaign's live-update channel."""
+@dataclass(frozen=True)
+class StreamEntry:
+    """One entry of a campaign's live-update stream (see live/streams.py)."""
+
+    id: str
+    fields: dict[str, str]
+
+    @property
+    def kind(self) -> str:
+        return self.fields["kind"]
+
+    @property
+    def recipient_ids(self) -> list[int]:
+        """The recipient ids of a `rows` entry, in the order they were published."""
+        return [int(part) for part in self.fields["ids"].split(",")]
+
+
+class StreamListener:
+    """Reads the entries added to a campaign's live-update stream after it was created."""
 
     def __init__(self, client: redis.Redis, campaign_id: int) -> None:
-        self.pubsub = client.pubsub()
-        self.pubsub.subscribe(broadcasts.channel_name(campaign_id))
-        # Wait for the subscription confirmation, so nothing published after
-        # this constructor returns can be missed.
-        confirmation = self.pubsub.get_message(timeout=5)
-        assert confirmation is not None and confirmation["type"] == "subscribe"
+        self.client = client
+        self.key = streams.stream_key(campaign_id)
+        self.lease_key = streams.header_lease_key(campaign_id)
+        newest = cast(list[tuple[str, dict[str, str]]], client.xrevrange(self.key, count=1))
+        self.position = newest[0][0] if newest else streams.START
 
-    def messages(self, timeout: float = 0.2) -> list[str]:
-        """Return every message published so far, waiting `timeout` seconds for stragglers."""
-        received = []
-        while (
-            message := self.pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
-        ) is not None:
-            received.append(message["data"].decode())
-        return received
-
-    def close(self) -> None:
-        self.pubsub.close()
+    def entries(self) -> list[StreamEntry]:
+        """Return the entries added since the previous call, or since listening began."""
+        # "(" makes the start exclusive, so the entry at the position is not read again.
+        read = cast(
+            list[tuple[str, dict[str, str]]], self.client.xrange(self.key, min=f"({self.position}")
+        )
+        if read:
+            self.position = read[-1][0]
+        return [StreamEntry(entry_id, fields) for entry_id, fields in read]
 
 
 @pytest.fixture
-def listen(redis_client: redis.Redis) -> Iterator[Callable[[Campaign], ChannelListener]]:
-    """Subscribe to a campaign's live-update channel; returns the listener."""
-    listeners: list[ChannelListener] = []
+def listen() -> Iterator[Callable[[Campaign], StreamListener]]:
+    """Start reading a campaign's live-update stream; returns the listener.
 
-    def subscribe(campaign: Campaign) -> ChannelListener:
-        listener = ChannelListener(redis_client, campaign.pk)
+    The streams and header leases of the campaigns listened to are deleted
+    after the test.
+    """
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    listeners: list[StreamListener] = []
+
+    def start(campaign: Campaign) -> StreamListener:
+        listener = StreamListener(client, campaign.pk)
         listeners.append(listener)
         return listener
 
-    yield subscribe
+    yield start
     for listener in listeners:
-        listener.close()
+        client.delete(listener.key, listener.lease_key)
+    client.close()

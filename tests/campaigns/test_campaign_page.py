@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from html import unescape
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
@@ -13,8 +15,12 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from campaigns.models import Campaign, Recipient
-from live import broadcasts
+from campaigns.views import RECIPIENTS_PER_PAGE
+from live import broadcasts, streams
+from live.streams import entry_order
+from tests.conftest import StreamListener
 from tests.outcomes import claim, move_to_status, set_outcome
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -145,8 +151,11 @@ def test_page_lists_recipients(client: Client, make_campaign: MakeCampaign) -> N
 
     html = page(client, campaign)
 
-    rows = re.findall(r'<tr id="recipient_\d+" data-status="(\w+)">', html)
-    assert rows == ["queued", "failed", "queued"]
+    rows = re.findall(r'<tr id="recipient_(\d+)" data-status="(\w+)" data-version="(\d+)">', html)
+    assert [status for _pk, status, _version in rows] == ["queued", "failed", "queued"]
+    # Each row should carry its version, which the page compares with live updates.
+    stored = dict(campaign.recipients.values_list("pk", "version"))
+    assert {int(pk): int(version) for pk, _status, version in rows} == stored
     assert "ada@example.com" in html
     assert "+12025550101" in html
     assert "Number not reachable" in html
@@ -404,3 +413,164 @@ def test_page_unknown_campaign_not_found(client: Client) -> None:
     response = client.get(reverse("campaigns:detail", args=[999999]))
 
     assert response.status_code == 404
+
+
+def header_version(html: str) -> int:
+    match = re.search(r'<section id="campaign_\d+_header" [^>]*data-version="(\d+)"', html)
+    assert match is not None, "no data-version on the header"
+    return int(match.group(1))
+
+
+def test_page_header_carries_read_version(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    before = Campaign.objects.with_progress().get(pk=campaign.pk).read_version
+    assert before is not None
+
+    html = page(client, campaign)
+
+    after = Campaign.objects.with_progress().get(pk=campaign.pk).read_version
+    assert after is not None
+    # The page reads the campaign between the two reads, and versions never go down.
+    assert before <= header_version(html) <= after
+
+
+# The live stream's URL
+
+
+def stream_query(html: str) -> dict[str, list[str]]:
+    """The query of the page's <turbo-stream-source> URL, parsed."""
+    match = re.search(r'<turbo-stream-source id="[^"]+" src="([^"]+)">', html)
+    assert match is not None, "no <turbo-stream-source> on the page"
+    url = urlsplit(unescape(match.group(1)))
+    return parse_qs(url.query, keep_blank_values=True)
+
+
+def test_stream_url_names_page_rows(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(recipients=[])
+    recipients = [
+        Recipient.objects.create(campaign=campaign, email=f"user{n}@example.com")
+        for n in range(RECIPIENTS_PER_PAGE + 5)
+    ]
+
+    first = stream_query(page(client, campaign))
+    response = client.get(campaign.get_absolute_url(), {"page": 2})
+    second = stream_query(response.content.decode())
+
+    # Each page's stream should name exactly that page's recipients, in order.
+    assert first["ids"] == [",".join(str(r.pk) for r in recipients[:RECIPIENTS_PER_PAGE])]
+    assert second["ids"] == [",".join(str(r.pk) for r in recipients[RECIPIENTS_PER_PAGE:])]
+
+
+def test_stream_url_names_filtered_rows(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    _ada, grace, _alan = campaign.recipients.order_by("id")
+    assert set_outcome(grace, Recipient.Status.SENT)
+
+    response = client.get(campaign.get_absolute_url(), {"status": "sent"})
+
+    assert stream_query(response.content.decode())["ids"] == [str(grace.pk)]
+
+
+def test_stream_url_without_rows(client: Client, make_campaign: MakeCampaign) -> None:
+    html = page(client, make_campaign(recipients=[]))
+
+    assert stream_query(html)["ids"] == [""]
+
+
+def test_stream_url_starts_at_current_position(
+    client: Client, make_campaign: MakeCampaign, listen: Callable[[Campaign], StreamListener]
+) -> None:
+    campaign = make_campaign()
+    listener = listen(campaign)
+    streams.publish_campaign(campaign.pk)
+    streams.publish_rows(campaign.pk, [campaign.recipients.order_by("id")[0].pk])
+    [_, newest] = listener.entries()
+
+    html = page(client, campaign)
+
+    assert stream_query(html)["after"] == [newest.id]
+
+
+def test_stream_url_starts_at_beginning_of_empty_stream(
+    client: Client, make_campaign: MakeCampaign
+) -> None:
+    html = page(client, make_campaign())
+
+    assert stream_query(html)["after"] == [streams.START]
+
+
+def test_stream_url_without_position_when_redis_is_down(
+    client: Client, make_campaign: MakeCampaign, settings: Settings
+) -> None:
+    campaign = make_campaign()
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    html = page(client, campaign)
+
+    # The stream then starts with the current state, so the page still works.
+    query = stream_query(html)
+    assert "after" not in query
+    recipient_ids = campaign.recipients.order_by("id").values_list("pk", flat=True)
+    assert query["ids"] == [",".join(str(pk) for pk in recipient_ids)]
+
+
+def test_stream_url_position_read_before_data(
+    client: Client,
+    make_campaign: MakeCampaign,
+    listen: Callable[[Campaign], StreamListener],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker records an outcome and announces it just before the page reads
+    # the stream position. The stream starts after that position and does not
+    # send the change, so the page's own data must already show it. A page
+    # that read the database before the position would show the row queued
+    # and never get the update.
+    campaign = make_campaign()
+    campaign.start()
+    recipient = campaign.recipients.order_by("id")[0]
+    listener = listen(campaign)
+    read_position = streams.current_position
+
+    def deliver_then_read_position(campaign_id: int) -> str | None:
+        assert set_outcome(recipient, Recipient.Status.SENT)
+        broadcasts.broadcast_recipients(campaign_id, [recipient])
+        return read_position(campaign_id)
+
+    monkeypatch.setattr(streams, "current_position", deliver_then_read_position)
+
+    html = page(client, campaign)
+
+    [announced] = listener.entries()
+    assert stream_query(html)["after"] == [announced.id]
+    assert 'data-status="sent"' in recipient_row(html, recipient)
+    assert header_count(html, "sent") == "1"
+
+
+def test_stream_url_position_misses_no_later_change(
+    client: Client,
+    make_campaign: MakeCampaign,
+    listen: Callable[[Campaign], StreamListener],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A change announced right after the position read comes after the
+    # position, so the stream sends it whether or not the page showed it.
+    campaign = make_campaign()
+    campaign.start()
+    recipient = campaign.recipients.order_by("id")[0]
+    listener = listen(campaign)
+    read_position = streams.current_position
+
+    def read_position_then_deliver(campaign_id: int) -> str | None:
+        position = read_position(campaign_id)
+        assert set_outcome(recipient, Recipient.Status.SENT)
+        broadcasts.broadcast_recipients(campaign_id, [recipient])
+        return position
+
+    monkeypatch.setattr(streams, "current_position", read_position_then_deliver)
+
+    html = page(client, campaign)
+
+    [after] = stream_query(html)["after"]
+    later = [e for e in listener.entries() if entry_order(e.id) > entry_order(after)]
+    assert [(e.kind, e.recipient_ids) for e in later] == [("rows", [recipient.pk])]

@@ -1,11 +1,11 @@
 """Pause, resume, cancel and retry failed: the POST views behind the header's buttons.
 
 Each view makes one model transition and redirects to the campaign page
-with a message. It enqueues its live update only after its transaction
-commits, as resume and retry failed do with their worker wake-ups. Tests that
-read the enqueued jobs need `django_db(transaction=True)`, because on_commit
-callbacks never run inside the transaction that pytest-django wraps around
-other tests.
+with a message. It adds its live update to the campaign's Redis stream only
+after its transaction commits, as resume and retry failed enqueue their
+worker wake-ups. Tests that read the stream or the enqueued jobs need
+`django_db(transaction=True)`, because on_commit callbacks never run inside
+the transaction that pytest-django wraps around other tests.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from campaigns.models import Campaign, Recipient
+from tests.conftest import StreamListener
 from tests.outcomes import claim, move_to_status, set_outcome
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 MakeCampaign = Callable[..., Campaign]
 JobQueue = Callable[[], list[dict[str, Any]]]
+Listen = Callable[[Campaign], StreamListener]
 
 # Each action, with the campaign status that it starts from.
 ACTIONS = {
@@ -57,6 +59,11 @@ def jobs_summary(jobs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     ]
 
 
+def announced(listener: StreamListener) -> list[dict[str, str]]:
+    """The fields of each entry added to the campaign's live-update stream."""
+    return [entry.fields for entry in listener.entries()]
+
+
 def stored_status(campaign: Campaign) -> str:
     return Campaign.objects.values_list("status", flat=True).get(pk=campaign.pk)
 
@@ -82,10 +89,11 @@ def completed_with_failures(make_campaign: MakeCampaign) -> Campaign:
 
 @pytest.mark.django_db(transaction=True)
 def test_pause_pauses_processing_campaign(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PROCESSING)
+    listener = listen(campaign)
 
     response = client.post(action_url("pause", campaign.pk), follow=True)
 
@@ -101,10 +109,10 @@ def test_pause_pauses_processing_campaign(
     html = response.content.decode()
     assert "Paused: paused by an operator" in html
     assert ">Resume</button>" in html
-    # It should publish the new header from a worker, after the commit.
-    assert jobs_summary(job_queue()) == [
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False, 'request_id': None}")
-    ]
+    # It should announce the change on the campaign's stream, after the
+    # commit, and enqueue nothing: the open pages render the new header.
+    assert announced(listener) == [{"kind": "campaign"}]
+    assert job_queue() == []
 
 
 @pytest.mark.django_db
@@ -124,11 +132,12 @@ def test_pause_keeps_recipients(client: Client, make_campaign: MakeCampaign) -> 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("status", ["pending", "paused", "completed", "cancelled"])
 def test_pause_rejected_unless_processing(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, status: str
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen, status: str
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, status)
     before = Campaign.objects.get(pk=campaign.pk)
+    listener = listen(campaign)
 
     response = client.post(action_url("pause", campaign.pk), follow=True)
 
@@ -141,6 +150,7 @@ def test_pause_rejected_unless_processing(
     assert after.paused_at == before.paused_at
     assert after.pause_reason == before.pause_reason
     assert job_queue() == []
+    assert announced(listener) == []
 
 
 # Resume
@@ -151,6 +161,7 @@ def test_resume_restarts_paused_campaign(
     client: Client,
     make_campaign: MakeCampaign,
     job_queue: JobQueue,
+    listen: Listen,
     settings: Settings,
 ) -> None:
     settings.DISPATCH_WORKERS_PER_CAMPAIGN = 3
@@ -158,6 +169,7 @@ def test_resume_restarts_paused_campaign(
     move_to_status(campaign, Campaign.Status.PROCESSING)
     campaign.count_outcomes(processed=10, failed=5)
     assert campaign.pause("5 failures since the last resume (limit 5)")
+    listener = listen(campaign)
 
     response = client.post(action_url("resume", campaign.pk), follow=True)
 
@@ -170,25 +182,22 @@ def test_resume_restarts_paused_campaign(
         ("success", "Resumed. Delivery continues with the queued recipients.")
     ]
     assert statuses(campaign) == ["queued"] * 3
-    # It should wake DISPATCH_WORKERS_PER_CAMPAIGN worker loops and publish the header.
+    # It should wake DISPATCH_WORKERS_PER_CAMPAIGN worker loops and announce the change.
     worker_loop = ("dispatch.process_campaign", f"({campaign.pk},)", "{}")
-    broadcast = (
-        "live.broadcast_campaign",
-        f"({campaign.pk},)",
-        "{'refresh': False, 'request_id': None}",
-    )
-    assert sorted(jobs_summary(job_queue())) == sorted([worker_loop] * 3 + [broadcast])
+    assert jobs_summary(job_queue()) == [worker_loop] * 3
+    assert announced(listener) == [{"kind": "campaign"}]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_resume_with_nothing_left_completes(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PROCESSING)
     for recipient in campaign.recipients.all():
         assert set_outcome(recipient, Recipient.Status.SENT)
     assert campaign.pause("by hand")
+    listener = listen(campaign)
 
     response = client.post(action_url("resume", campaign.pk), follow=True)
 
@@ -199,15 +208,18 @@ def test_resume_with_nothing_left_completes(
     assert flash_messages(response) == [
         ("success", "Resumed; nothing was left to deliver, so it is completed.")
     ]
-    # It should publish the completed header once and wake no worker loop.
-    assert jobs_summary(job_queue()) == [
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': False, 'request_id': None}")
-    ]
+    # It should announce the completion once and wake no worker loop.
+    assert announced(listener) == [{"kind": "campaign"}]
+    assert job_queue() == []
 
 
 @pytest.mark.django_db(transaction=True)
 def test_resume_waits_for_in_flight(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, settings: Settings
+    client: Client,
+    make_campaign: MakeCampaign,
+    job_queue: JobQueue,
+    listen: Listen,
+    settings: Settings,
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PROCESSING)
@@ -216,6 +228,7 @@ def test_resume_waits_for_in_flight(
         assert set_outcome(recipient, Recipient.Status.SENT)
     assert claim(in_flight)
     assert campaign.pause("by hand")
+    listener = listen(campaign)
 
     response = client.post(action_url("resume", campaign.pk), follow=True)
 
@@ -226,17 +239,18 @@ def test_resume_waits_for_in_flight(
     ]
     # It should wake worker loops, which finish the campaign once the claim is recorded.
     tasks = [task for task, _, _ in jobs_summary(job_queue())]
-    assert tasks.count("dispatch.process_campaign") == settings.DISPATCH_WORKERS_PER_CAMPAIGN
-    assert tasks.count("live.broadcast_campaign") == 1
+    assert tasks == ["dispatch.process_campaign"] * settings.DISPATCH_WORKERS_PER_CAMPAIGN
+    assert announced(listener) == [{"kind": "campaign"}]
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("status", ["pending", "processing", "completed", "cancelled"])
 def test_resume_rejected_unless_paused(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, status: str
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen, status: str
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, status)
+    listener = listen(campaign)
 
     response = client.post(action_url("resume", campaign.pk), follow=True)
 
@@ -246,15 +260,17 @@ def test_resume_rejected_unless_paused(
     ]
     assert stored_status(campaign) == status
     assert job_queue() == []
+    assert announced(listener) == []
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_resumes_wake_workers_once(
-    make_campaign: MakeCampaign, job_queue: JobQueue, settings: Settings
+    make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen, settings: Settings
 ) -> None:
     settings.DISPATCH_WORKERS_PER_CAMPAIGN = 2
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PAUSED)
+    listener = listen(campaign)
     requests = 10
     barrier = threading.Barrier(requests)
     statuses_seen: list[int] = []
@@ -278,9 +294,9 @@ def test_concurrent_resumes_wake_workers_once(
     assert errors == []
     assert statuses_seen == [303] * requests
     tasks = [task for task, _, _ in jobs_summary(job_queue())]
-    # Only the request whose UPDATE won should wake workers.
-    assert tasks.count("dispatch.process_campaign") == 2
-    assert tasks.count("live.broadcast_campaign") == 1
+    # Only the request whose UPDATE won should wake workers and announce the change.
+    assert tasks == ["dispatch.process_campaign"] * 2
+    assert announced(listener) == [{"kind": "campaign"}]
     assert stored_status(campaign) == Campaign.Status.PROCESSING
 
 
@@ -290,7 +306,7 @@ def test_concurrent_resumes_wake_workers_once(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("status", ["processing", "paused"])
 def test_cancel_cancels_queued_recipients(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, status: str
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen, status: str
 ) -> None:
     campaign = make_campaign(recipients=[{"email": f"user{n}@example.com"} for n in range(4)])
     in_flight, sent, failed, _queued = campaign.recipients.order_by("id")
@@ -298,6 +314,7 @@ def test_cancel_cancels_queued_recipients(
     assert claim(in_flight)
     assert set_outcome(sent, Recipient.Status.SENT)
     assert set_outcome(failed, Recipient.Status.FAILED, "Mailbox full")
+    listener = listen(campaign)
 
     response = client.post(action_url("cancel", campaign.pk), follow=True)
 
@@ -315,9 +332,8 @@ def test_cancel_cancels_queued_recipients(
     # It should cancel only the queued recipient.
     assert statuses(campaign) == ["in_flight", "sent", "failed", "cancelled"]
     # It should ask open pages to refresh, because many rows changed at once.
-    assert jobs_summary(job_queue()) == [
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': True, 'request_id': None}")
-    ]
+    assert announced(listener) == [{"kind": "refresh", "request_id": ""}]
+    assert job_queue() == []
 
 
 @pytest.mark.django_db
@@ -336,11 +352,12 @@ def test_cancel_pending_campaign(client: Client, make_campaign: MakeCampaign) ->
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("status", ["completed", "cancelled"])
 def test_cancel_rejected_when_finished(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, status: str
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen, status: str
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, status)
     before = statuses(campaign)
+    listener = listen(campaign)
 
     response = client.post(action_url("cancel", campaign.pk), follow=True)
 
@@ -351,6 +368,7 @@ def test_cancel_rejected_when_finished(
     assert stored_status(campaign) == status
     assert statuses(campaign) == before
     assert job_queue() == []
+    assert announced(listener) == []
 
 
 # Retry failed
@@ -358,9 +376,10 @@ def test_cancel_rejected_when_finished(
 
 @pytest.mark.django_db(transaction=True)
 def test_retry_failed_queues_transient_failures(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen
 ) -> None:
     campaign = completed_with_failures(make_campaign)
+    listener = listen(campaign)
 
     response = client.post(action_url("retry_failed", campaign.pk), follow=True)
 
@@ -371,10 +390,8 @@ def test_retry_failed_queues_transient_failures(
     assert flash_messages(response) == [("success", "1 failed recipient queued again.")]
     assert statuses(campaign) == ["sent", "queued", "failed"]
     # It should start the campaign again and ask open pages to refresh.
-    assert sorted(jobs_summary(job_queue())) == [
-        ("dispatch.start_campaign", f"({campaign.pk},)", "{}"),
-        ("live.broadcast_campaign", f"({campaign.pk},)", "{'refresh': True, 'request_id': None}"),
-    ]
+    assert jobs_summary(job_queue()) == [("dispatch.start_campaign", f"({campaign.pk},)", "{}")]
+    assert announced(listener) == [{"kind": "refresh", "request_id": ""}]
 
 
 # Refresh of other pages
@@ -398,7 +415,7 @@ TURBO_REQUEST_ID = "1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41"
 def test_refresh_carries_turbo_request_id(
     client: Client,
     make_campaign: MakeCampaign,
-    job_queue: JobQueue,
+    listen: Listen,
     action: str,
     header: dict[str, str],
     expected: str | None,
@@ -409,14 +426,13 @@ def test_refresh_carries_turbo_request_id(
         move_to_status(campaign, Campaign.Status.PROCESSING)
     else:
         campaign = completed_with_failures(make_campaign)
+    listener = listen(campaign)
 
     response = client.post(action_url(action, campaign.pk), headers=header)
 
     assert response.status_code == 303
-    broadcasts = [
-        kwargs for task, _, kwargs in jobs_summary(job_queue()) if task == "live.broadcast_campaign"
-    ]
-    assert broadcasts == [repr({"refresh": True, "request_id": expected})]
+    # An empty request_id stands for none.
+    assert announced(listener) == [{"kind": "refresh", "request_id": expected or ""}]
 
 
 @pytest.mark.django_db
@@ -435,7 +451,7 @@ def test_retry_failed_message_counts_plural(client: Client, make_campaign: MakeC
 
 @pytest.mark.django_db(transaction=True)
 def test_retry_failed_rejected_without_transient(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PROCESSING)
@@ -444,6 +460,7 @@ def test_retry_failed_rejected_without_transient(
     for recipient in failed:
         assert set_outcome(recipient, Recipient.Status.FAILED, "Mailbox full")
     assert campaign.complete()
+    listener = listen(campaign)
 
     response = client.post(action_url("retry_failed", campaign.pk), follow=True)
 
@@ -458,15 +475,17 @@ def test_retry_failed_rejected_without_transient(
     assert stored_status(campaign) == Campaign.Status.COMPLETED
     assert statuses(campaign) == ["sent", "failed", "failed"]
     assert job_queue() == []
+    assert announced(listener) == []
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("status", ["pending", "processing", "paused", "cancelled"])
 def test_retry_failed_rejected_unless_completed(
-    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, status: str
+    client: Client, make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen, status: str
 ) -> None:
     campaign = make_campaign()
     move_to_status(campaign, status)
+    listener = listen(campaign)
 
     response = client.post(action_url("retry_failed", campaign.pk), follow=True)
 
@@ -476,6 +495,7 @@ def test_retry_failed_rejected_unless_completed(
     ]
     assert stored_status(campaign) == status
     assert job_queue() == []
+    assert announced(listener) == []
 
 
 # What every action shares
@@ -519,8 +539,8 @@ def test_action_requires_csrf_token(make_campaign: MakeCampaign, action: str, st
 
 @pytest.mark.django_db
 def test_action_accepts_turbo_csrf_header(make_campaign: MakeCampaign) -> None:
-    # Headers that a worker renders carry no token in their forms, so Turbo
-    # sends the one from the page's meta tag in X-CSRF-Token.
+    # Headers that a live stream renders carry no token in their forms, so
+    # Turbo sends the one from the page's meta tag in X-CSRF-Token.
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PROCESSING)
     client = Client(enforce_csrf_checks=True)

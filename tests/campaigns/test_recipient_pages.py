@@ -134,8 +134,8 @@ def test_status_filter_lists_one_status(client: Client, make_campaign: MakeCampa
 @pytest.mark.parametrize("value", Recipient.Status.values)
 def test_every_status_accepted(client: Client, make_campaign: MakeCampaign, value: str) -> None:
     campaign = make_campaign(recipients=[])
-    for status in Recipient.Status.values:
-        add_recipients(campaign, 1, status=status)
+    for each_status in Recipient.Status.values:
+        add_recipients(campaign, 1, status=each_status)
 
     status, html = get(client, campaign, status=value)
 
@@ -249,7 +249,7 @@ def test_too_long_search_rejected(client: Client, make_campaign: MakeCampaign) -
 def test_query_count_bounded(
     client: Client,
     make_campaign: MakeCampaign,
-    django_assert_max_num_queries: Callable[[int], DjangoAssertNumQueries],
+    django_assert_max_num_queries: DjangoAssertNumQueries,
     params: dict[str, str],
 ) -> None:
     small = make_campaign(name="Small", recipients=[])

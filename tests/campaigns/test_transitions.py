@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.db.models import Count
 from django.utils import timezone
 
 from campaigns.models import Campaign, Progress, Recipient
@@ -674,32 +676,63 @@ def test_progress_percent_rounds_down(progress: Progress, percent: int) -> None:
     assert progress.percent == percent
 
 
-# Campaign.objects.with_counts
+# Campaign.objects.with_progress
 
 
-def test_with_counts_annotates_each_campaign(make_campaign: MakeCampaign) -> None:
+def test_with_progress_annotates_each_campaign(
+    make_campaign: MakeCampaign, django_assert_num_queries: Callable[[int], Any]
+) -> None:
     busy = make_campaign(name="Busy")
     busy.start()
-    first, second, _third = busy.recipients.order_by("id")
+    first, second, third = busy.recipients.order_by("id")
     set_outcome(first, Recipient.Status.SENT)
     set_outcome(second, Recipient.Status.FAILED, "Mailbox full")
+    claim(third)
     fresh = make_campaign(name="Fresh", recipients=[{"email": "ada@example.com"}])
     empty = make_campaign(name="Empty", recipients=[])
 
-    # django-stubs cannot see the annotations that with_counts() adds.
-    rows = Campaign.objects.with_counts().values_list(  # type: ignore[misc]
-        "pk", "recipient_count", "sent_count", "failed_count"
+    # It should read every campaign's counts in the one query that reads the campaigns.
+    with django_assert_num_queries(1):
+        campaigns = {c.pk: c for c in Campaign.objects.with_progress()}
+        progress = {pk: campaign.progress() for pk, campaign in campaigns.items()}
+
+    assert progress[busy.pk] == Progress(in_flight=1, sent=1, failed=1)
+    assert progress[fresh.pk] == Progress(queued=1)
+    assert progress[empty.pk] == Progress()
+    # It should give each read a version, the same for every row of one statement.
+    versions = {campaign.read_version for campaign in campaigns.values()}
+    assert len(versions) == 1
+    [version] = versions
+    assert version is not None and version > 0
+
+
+def test_with_progress_matches_counting_rows(make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(recipients=[{"email": f"user{n}@example.com"} for n in range(5)])
+    campaign.start()
+    sent, failed, in_flight, _first_queued, _second_queued = campaign.recipients.order_by("id")
+    set_outcome(sent, Recipient.Status.SENT)
+    set_outcome(failed, Recipient.Status.FAILED, "Mailbox full")
+    claim(in_flight)
+    campaign.cancel()
+
+    progress = Campaign.objects.with_progress().get(pk=campaign.pk).progress()
+
+    by_status = dict(
+        campaign.recipients.values("status").annotate(n=Count("id")).values_list("status", "n")
     )
-    counts = {pk: (total, sent, failed) for pk, total, sent, failed in rows}
-
-    # Each value is (recipient_count, sent_count, failed_count).
-    assert counts[busy.pk] == (3, 1, 1)
-    assert counts[fresh.pk] == (1, 0, 0)
-    assert counts[empty.pk] == (0, 0, 0)
+    # Progress names its fields after the recipient statuses.
+    assert progress == Progress(**{s: by_status.get(s, 0) for s in Recipient.Status.values})
+    assert progress == Progress(in_flight=1, sent=1, failed=1, cancelled=2)
 
 
-def test_with_counts_keeps_one_row_per_campaign(make_campaign: MakeCampaign) -> None:
+def test_with_progress_keeps_one_row_per_campaign(make_campaign: MakeCampaign) -> None:
     make_campaign(name="First")
     make_campaign(name="Second")
 
-    assert Campaign.objects.with_counts().count() == 2
+    assert Campaign.objects.with_progress().count() == 2
+
+
+def test_read_version_none_without_with_progress(make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+
+    assert Campaign.objects.get(pk=campaign.pk).read_version is None

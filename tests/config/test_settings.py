@@ -171,7 +171,16 @@ OUT_OF_RANGE = [
     ("DELIVERY_DELAY_MIN_SECONDS", "-1", "at least 0.0"),
     ("DELIVERY_DELAY_MAX_SECONDS", "-1", "at least 0.0"),
     ("LIVE_UPDATES_KEEPALIVE_SECONDS", "0", "above 0"),
-    ("LIVE_HEADER_INTERVAL_SECONDS", "-0.2", "at least 0.0"),
+    # 0 would let every viewer render the header on every change.
+    ("LIVE_HEADER_INTERVAL_SECONDS", "0", "from 0.001 to 60.0"),
+    ("LIVE_HEADER_INTERVAL_SECONDS", "-0.2", "from 0.001 to 60.0"),
+    ("LIVE_HEADER_INTERVAL_SECONDS", "61", "from 0.001 to 60.0"),
+    ("LIVE_EVENT_INTERVAL_SECONDS", "-0.1", "from 0.0 to 5.0"),
+    ("LIVE_EVENT_INTERVAL_SECONDS", "6", "from 0.0 to 5.0"),
+    ("LIVE_EVENT_INTERVAL_SECONDS", "nan", "not a finite number"),
+    ("LIVE_STREAM_MAX_ENTRIES", "9", "at least 10"),
+    ("LIVE_STREAM_MAX_ENTRIES", "0", "at least 10"),
+    ("LIVE_STREAM_TTL_SECONDS", "59", "at least 60"),
     ("LIVE_RATE_HISTORY_SECONDS", "60", "at least 120"),
     ("LIVE_THROUGHPUT_WINDOW_SECONDS", "0", "from 1 to 60"),
     ("LIVE_THROUGHPUT_WINDOW_SECONDS", "61", "from 1 to 60"),
@@ -228,3 +237,52 @@ def test_range_limits_are_accepted(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "1.0", "0.0", "None"]
+
+
+LIVE_SETTINGS = (
+    "LIVE_HEADER_INTERVAL_SECONDS",
+    "LIVE_EVENT_INTERVAL_SECONDS",
+    "LIVE_STREAM_MAX_ENTRIES",
+    "LIVE_STREAM_TTL_SECONDS",
+)
+PRINT_LIVE_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings; "
+    f"print(*(getattr(settings, name) for name in {LIVE_SETTINGS!r}))"
+)
+
+
+def test_live_settings_defaults(tmp_path: Path) -> None:
+    # The child inherits this environment, so none of them may be set in it.
+    assert set(LIVE_SETTINGS).isdisjoint(os.environ)
+
+    result = start_django(tmp_path, code=PRINT_LIVE_SETTINGS, DEBUG="true")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0.2", "0.1", "1000", "3600"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {
+            "LIVE_HEADER_INTERVAL_SECONDS": "0.001",
+            "LIVE_EVENT_INTERVAL_SECONDS": "0",
+            "LIVE_STREAM_MAX_ENTRIES": "10",
+            "LIVE_STREAM_TTL_SECONDS": "60",
+        },
+        {
+            "LIVE_HEADER_INTERVAL_SECONDS": "60",
+            "LIVE_EVENT_INTERVAL_SECONDS": "5",
+            "LIVE_STREAM_MAX_ENTRIES": "100000",
+            "LIVE_STREAM_TTL_SECONDS": "86400",
+        },
+    ],
+    ids=["lowest", "highest"],
+)
+def test_live_setting_limits_are_accepted(tmp_path: Path, values: dict[str, str]) -> None:
+    result = start_django(tmp_path, code=PRINT_LIVE_SETTINGS, DEBUG="true", **values)
+
+    assert result.returncode == 0, result.stderr
+    expected = [str(float(values[name])) for name in LIVE_SETTINGS[:2]]
+    expected += [values[name] for name in LIVE_SETTINGS[2:]]
+    assert result.stdout.split() == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import Any
 
 from dispatch.engine import EngineSettings
 from dispatch.providers import Delivery, PermanentDeliveryError, TransientDeliveryError
@@ -23,7 +24,7 @@ TEST_ENGINE_SETTINGS = EngineSettings(
 )
 
 
-def engine_settings(**changes: float) -> EngineSettings:
+def engine_settings(**changes: Any) -> EngineSettings:
     """TEST_ENGINE_SETTINGS with some values changed."""
     return dataclasses.replace(TEST_ENGINE_SETTINGS, **changes)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 
 from config.celery import app as celery_app
 from dispatch.tasks import dispatch_campaign_later, sweep_task, wake_campaign_later
-from live.tasks import broadcast_campaign_later
 
 
 def task_names(jobs: list[dict]) -> list[str]:
@@ -29,13 +29,13 @@ def test_sweep_goes_to_control_queue(job_queue):
     assert job_queue(settings.CELERY_TASK_DEFAULT_QUEUE) == []
 
 
-def test_header_broadcast_goes_to_control_queue(job_queue):
-    # A resume publishes its header through this task; behind busy loops it
-    # would reach open pages only when a loop ends.
-    broadcast_campaign_later(1)
+def test_live_updates_use_no_queue():
+    # Views and workers add live updates to the campaign's Redis stream
+    # themselves; a task behind busy worker loops would deliver them late.
+    celery_app.loader.import_default_modules()
 
-    assert task_names(job_queue(settings.DISPATCH_CONTROL_QUEUE)) == ["live.broadcast_campaign"]
-    assert job_queue(settings.CELERY_TASK_DEFAULT_QUEUE) == []
+    registered = {name for name in celery_app.tasks if not name.startswith("celery.")}
+    assert registered == {"dispatch.start_campaign", "dispatch.process_campaign", "dispatch.sweep"}
 
 
 def test_loops_go_to_default_queue(job_queue):
@@ -61,7 +61,7 @@ def test_worker_without_queues_consumes_both():
 
 
 def test_beat_sweep_expires_after_interval():
-    entry = settings.CELERY_BEAT_SCHEDULE["sweep"]
+    entry: dict[str, Any] = settings.CELERY_BEAT_SCHEDULE["sweep"]
 
     assert entry["task"] == "dispatch.sweep"
     assert entry["schedule"] == settings.DISPATCH_SWEEP_INTERVAL_SECONDS
@@ -70,7 +70,8 @@ def test_beat_sweep_expires_after_interval():
 
 def test_beat_sweep_message_carries_expiry(job_queue):
     sent_at = datetime.now(UTC)
-    sweep_task.apply_async(**settings.CELERY_BEAT_SCHEDULE["sweep"]["options"])
+    entry: dict[str, Any] = settings.CELERY_BEAT_SCHEDULE["sweep"]
+    sweep_task.apply_async(**entry["options"])
 
     [job] = job_queue(settings.DISPATCH_CONTROL_QUEUE)
     expires = datetime.fromisoformat(job["headers"]["expires"])

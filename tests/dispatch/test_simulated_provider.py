@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from campaigns.models import Recipient
-from dispatch.providers import DeliveryError, SimulatedProvider
+from dispatch.providers import Delivery, DeliveryError, SimulatedProvider
 
 
 def provider(failure_rate: float = 0.0, seed: int = 7) -> SimulatedProvider:
@@ -21,20 +20,33 @@ def provider(failure_rate: float = 0.0, seed: int = 7) -> SimulatedProvider:
     )
 
 
+def delivery(email: str = "", phone_number: str = "") -> Delivery:
+    """A first attempt to reach this address."""
+    return Delivery(
+        campaign_id=1,
+        recipient_id=1,
+        attempt=1,
+        name="",
+        email=email,
+        phone_number=phone_number,
+        idempotency_key="campaign-1-recipient-1",
+    )
+
+
 def test_ordinary_recipient_gets_message_id():
-    message_id = provider().deliver(Recipient(email="ada@example.com"))
+    message_id = provider().deliver(delivery(email="ada@example.com"))
 
     assert message_id.startswith("simulated-")
 
 
 def test_failing_domain_always_fails():
     with pytest.raises(DeliveryError, match=r"fail\.example\.com"):
-        provider().deliver(Recipient(email="ada@FAIL.example.com"))
+        provider().deliver(delivery(email="ada@FAIL.example.com"))
 
 
 def test_failing_phone_prefix_always_fails():
     with pytest.raises(DeliveryError, match="not reachable"):
-        provider().deliver(Recipient(phone_number="+15559990001"))
+        provider().deliver(delivery(phone_number="+15559990001"))
 
 
 def test_failure_rate_fails_about_that_share():
@@ -42,7 +54,7 @@ def test_failure_rate_fails_about_that_share():
     failures = 0
     for number in range(1000):
         try:
-            simulated.deliver(Recipient(email=f"r{number}@example.com"))
+            simulated.deliver(delivery(email=f"r{number}@example.com"))
         except DeliveryError:
             failures += 1
 
@@ -53,4 +65,4 @@ def test_failure_rate_fails_about_that_share():
 def test_zero_failure_rate_never_fails():
     simulated = provider(failure_rate=0.0)
     for number in range(200):
-        simulated.deliver(Recipient(email=f"r{number}@example.com"))
+        simulated.deliver(delivery(email=f"r{number}@example.com"))

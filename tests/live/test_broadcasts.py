@@ -1,22 +1,44 @@
-"""What the dispatch job publishes on a campaign's live-update channel."""
+"""What workers and views announce on a campaign's live-update stream, and the
+Turbo Streams that the stream views render from the database.
+
+Workers add compact entries after each commit and render nothing: the stream
+views render what their viewers show (tests/live/test_feeds.py).
+"""
 
 from __future__ import annotations
 
+import logging
 import re
-import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.db import connection
+from django.template import Template
 from django.test import RequestFactory
+from django.test.signals import template_rendered
+from django.utils import timezone
 
 from campaigns.models import Campaign, Recipient
+from dispatch import claims
 from dispatch.engine import run_campaign
-from live import broadcasts
-from live.tasks import broadcast_campaign_task
-from tests.dispatch.fakes import engine_settings
+from dispatch.providers import Delivery
+from dispatch.sweep import sweep
+from dispatch.tasks import start_campaign
+from live import broadcasts, feeds, streams
+from tests.conftest import StreamEntry, StreamListener
+from tests.dispatch.fakes import RecordingProvider, engine_settings
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
-# One recipient per claim and per flush, so each outcome is its own message.
+MakeCampaign = Callable[..., Campaign]
+Listen = Callable[[Campaign], StreamListener]
+
+# One recipient per claim and per flush, so each outcome is its own entry.
 ONE_BY_ONE = engine_settings(
     concurrency=1,
     batch_size=1,
@@ -25,13 +47,26 @@ ONE_BY_ONE = engine_settings(
     max_attempts=1,
     retry_wait_seconds=0,
 )
+# One claim for every recipient and no flush before the loop runs out of
+# work, so every outcome goes into one flush.
+ONE_FLUSH = engine_settings(
+    concurrency=4,
+    batch_size=10,
+    flush_interval=60,
+    flush_size=100,
+    max_attempts=1,
+    retry_wait_seconds=0,
+)
 
+# Seconds that a test waits for a worker loop in a thread to reach a state.
+THREAD_TIMEOUT_SECONDS = 30.0
 
-def dispatch_campaign(campaign_id: int, provider=None) -> None:
-    from dispatch.providers import get_provider
-
-    run_campaign(campaign_id, provider or get_provider(), ONE_BY_ONE)
-
+# The fields that each kind of entry may carry. None of them contains HTML.
+ENTRY_FIELDS = {
+    "rows": {"kind", "ids", "at"},
+    "campaign": {"kind"},
+    "refresh": {"kind", "request_id"},
+}
 
 # A replace stream: the header is morphed into the page, a row is swapped out.
 STREAM = re.compile(
@@ -41,173 +76,413 @@ STREAM = re.compile(
 )
 
 
-def streams(message: str) -> list[tuple[str, str, str]]:
-    """The (method, target, html) of each replace stream in `message`; method is "" or "morph"."""
-    return STREAM.findall(message)
+def turbo_streams(html: str) -> list[tuple[str, str, str]]:
+    """The (method, target, html) of each replace stream; method is "" or "morph"."""
+    return STREAM.findall(html)
 
 
-def targets(message: str) -> list[str]:
-    return [target for _, target, _ in streams(message)]
+def targets(html: str) -> list[str]:
+    return [target for _, target, _ in turbo_streams(html)]
 
 
-def rows_in(messages: list[str]) -> dict[str, str]:
-    """The last HTML published for each recipient row, by row id."""
-    rows: dict[str, str] = {}
-    for message in messages:
-        for _, target, html in streams(message):
-            if target.startswith("recipient_"):
-                rows[target] = html
-    return rows
+def kinds(entries: list[StreamEntry]) -> list[str]:
+    return [entry.kind for entry in entries]
 
 
-def test_start_broadcasts_processing_header(make_campaign, listen, job_queue):
-    from dispatch.tasks import start_campaign
+def recipient_ids(campaign: Campaign) -> list[int]:
+    return list(campaign.recipients.order_by("id").values_list("id", flat=True))
 
+
+@pytest.fixture
+def rendered_templates() -> Iterator[list[str]]:
+    """Collect the name of every template rendered during the test.
+
+    pytest-django instruments template rendering as Django's test runner
+    does, so each render sends `template_rendered`.
+    """
+    names: list[str] = []
+
+    def record(sender: Any, template: Template, **kwargs: Any) -> None:
+        names.append(template.name or "")
+
+    template_rendered.connect(record)
+    yield names
+    template_rendered.disconnect(record)
+
+
+# Workers
+
+
+def test_start_announces_campaign(make_campaign: MakeCampaign, listen: Listen, job_queue) -> None:
     campaign = make_campaign()
     campaign.start()
     listener = listen(campaign)
 
     assert start_campaign(campaign.pk)
 
-    messages = listener.messages()
-    assert [targets(m) for m in messages] == [[f"campaign_{campaign.pk}_header"]]
-    assert 'data-campaign-status="processing"' in messages[0]
+    assert [entry.fields for entry in listener.entries()] == [{"kind": "campaign"}]
     # It should wake the configured number of worker loops.
     assert len(job_queue()) == 4
 
 
-def test_loop_broadcasts_every_outcome(make_campaign, listen, settings):
-    settings.LIVE_HEADER_INTERVAL_SECONDS = 0
+def test_loop_announces_rows_after_each_flush(make_campaign: MakeCampaign, listen: Listen) -> None:
     campaign = make_campaign()
     campaign.start()
     listener = listen(campaign)
-    recipient_ids = list(campaign.recipients.order_by("id").values_list("id", flat=True))
+    before = time.time()
 
-    dispatch_campaign(campaign.pk)
+    run_campaign(campaign.pk, RecordingProvider(), ONE_BY_ONE)
 
-    messages = listener.messages()
-    header = f"campaign_{campaign.pk}_header"
-    # It should publish each row with the header, one message per flush, then
-    # the completed header.
-    assert [targets(m) for m in messages[:-1]] == [
-        [f"recipient_{pk}", header] for pk in recipient_ids
+    after = time.time()
+    entries = listener.entries()
+    # It should announce each flush's row, in claim order, then the completion.
+    assert kinds(entries) == ["rows", "rows", "rows", "campaign"]
+    assert [entry.recipient_ids for entry in entries[:3]] == [
+        [pk] for pk in recipient_ids(campaign)
     ]
-    assert targets(messages[-1]) == [header]
-    assert 'data-campaign-status="completed"' in messages[-1]
-    assert set(rows_in(messages)) == {f"recipient_{pk}" for pk in recipient_ids}
+    # Each rows entry should carry when its flush committed, in Unix seconds.
+    committed_at = [float(entry.fields["at"]) for entry in entries[:3]]
+    assert committed_at == sorted(committed_at)
+    assert before <= committed_at[0]
+    assert committed_at[-1] <= after
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED
 
 
-def test_header_updates_are_throttled(make_campaign, listen, settings):
-    settings.LIVE_HEADER_INTERVAL_SECONDS = 3600
+def test_flush_announces_its_rows_in_one_entry(make_campaign: MakeCampaign, listen: Listen) -> None:
     campaign = make_campaign()
     campaign.start()
     listener = listen(campaign)
 
-    dispatch_campaign(campaign.pk)
+    run_campaign(campaign.pk, RecordingProvider(), ONE_FLUSH)
 
-    messages = listener.messages()
-    header = f"campaign_{campaign.pk}_header"
-    headers = [m for m in messages if header in targets(m)]
-    # At most one header from the outcomes, plus the completion, which always comes.
-    assert len(headers) <= 2
-    assert 'data-campaign-status="completed"' in headers[-1]
-    assert len(rows_in(messages)) == 3
+    entries = listener.entries()
+    assert kinds(entries) == ["rows", "campaign"]
+    assert sorted(entries[0].recipient_ids) == recipient_ids(campaign)
 
 
-def test_row_broadcast_shows_new_status(make_campaign, listen, settings):
-    settings.DELIVERY_FAIL_EMAIL_DOMAIN = "fail.example.com"
-    campaign = make_campaign(recipients=[{"email": "x@fail.example.com"}])
+def test_retry_announces_queued_row(make_campaign: MakeCampaign, listen: Listen) -> None:
+    campaign = make_campaign(recipients=[{"email": "flaky@example.com"}])
     campaign.start()
     listener = listen(campaign)
+    provider = RecordingProvider(transient={"flaky@example.com": "timed out"})
+    retry_once = engine_settings(
+        concurrency=1, batch_size=1, flush_interval=0.01, flush_size=1, max_attempts=2
+    )
+
+    run_campaign(campaign.pk, provider, retry_once)
+
+    entries = listener.entries()
     recipient = campaign.recipients.get()
-
-    dispatch_campaign(campaign.pk)
-
-    row_html = rows_in(listener.messages())[f"recipient_{recipient.pk}"]
-    assert 'data-status="failed"' in row_html
-    assert "mailbox unavailable" in row_html
+    # The failed attempt and the delivery are two changes of the row.
+    assert kinds(entries) == ["rows", "rows", "campaign"]
+    assert entries[0].recipient_ids == entries[1].recipient_ids == [recipient.pk]
+    assert recipient.status == Recipient.Status.SENT
 
 
-def test_header_broadcast_counts_progress(make_campaign, listen, settings):
-    settings.LIVE_HEADER_INTERVAL_SECONDS = 0
-    campaign = make_campaign(recipients=[{"email": "a@example.com"}, {"email": "b@example.com"}])
+def test_workers_render_nothing(
+    make_campaign: MakeCampaign, listen: Listen, rendered_templates: list[str]
+) -> None:
+    campaign = make_campaign(
+        recipients=[
+            {"name": "<b>Ada</b>", "email": "ada@example.com"},
+            {"name": "Grace", "email": "grace@fail.example.com"},
+        ]
+    )
     campaign.start()
     listener = listen(campaign)
+    provider = RecordingProvider(permanent={"grace@fail.example.com": "mailbox unavailable"})
 
-    dispatch_campaign(campaign.pk)
+    assert start_campaign(campaign.pk)
+    run_campaign(campaign.pk, provider, ONE_BY_ONE)
 
-    messages = listener.messages()
-    first_row_header = streams(messages[0])[1][2]
-    assert '<dd data-count="sent" class="text-emerald-700">1</dd>' in first_row_header
-    assert 'value="1" max="2"' in first_row_header
-    assert "50%" in first_row_header
-    final_header = streams(messages[-1])[0][2]
-    assert "100%" in final_header
-    # The Dispatch button is gone once the campaign is no longer pending.
-    assert "/dispatch" not in final_header
+    entries = listener.entries()
+    assert kinds(entries) == ["campaign", "rows", "rows", "campaign"]
+    # It should render no template and put no HTML, name or error in the stream.
+    assert rendered_templates == []
+    for entry in entries:
+        assert set(entry.fields) == ENTRY_FIELDS[entry.kind], entry
+        assert not any("<" in value or "mailbox" in value for value in entry.fields.values())
+    # The list does record renders: the header, which stream views render, is in it.
+    broadcasts.render_header(campaign)
+    assert rendered_templates[0] == "campaigns/_header.html"
 
 
-def test_broadcast_escapes_user_content(make_campaign, listen):
+def test_auto_pause_announces_campaign(
+    make_campaign: MakeCampaign, listen: Listen, settings
+) -> None:
+    settings.AUTO_PAUSE_FAILURE_COUNT = 1
+    emails = ["a@fail.example.com", "b@fail.example.com"]
+    campaign = make_campaign(recipients=[{"email": email} for email in emails])
+    campaign.start()
+    first, _second = recipient_ids(campaign)
+    listener = listen(campaign)
+    provider = RecordingProvider(permanent=dict.fromkeys(emails, "rejected"))
+
+    run_campaign(campaign.pk, provider, ONE_BY_ONE)
+
+    entries = listener.entries()
+    # The failure, the pause that it caused, and the loop's last word as it
+    # leaves the campaign paused.
+    assert kinds(entries) == ["rows", "campaign", "campaign"]
+    assert entries[0].recipient_ids == [first]
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.PAUSED
+
+
+class BlockingProvider(RecordingProvider):
+    """Holds the first delivery until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def deliver(self, delivery: Delivery) -> str:
+        if not self.started.is_set():
+            self.started.set()
+            assert self.release.wait(THREAD_TIMEOUT_SECONDS), "the test never released"
+        return super().deliver(delivery)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_announces_released_claims(
+    make_campaign: MakeCampaign, listen: Listen, caplog: pytest.LogCaptureFixture
+) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    delivered, *waiting = recipient_ids(campaign)
+    listener = listen(campaign)
+    provider = BlockingProvider()
+    # One delivery at a time from one claim of every recipient, so two claims
+    # wait while the first delivery is held.
+    one_at_a_time = engine_settings(concurrency=1, batch_size=10, flush_size=1)
+
+    def run_loop() -> None:
+        try:
+            run_campaign(campaign.pk, provider, one_at_a_time)
+        finally:
+            connection.close()
+
+    def loop_saw_pause() -> bool:
+        return any("this worker stops claiming" in r.getMessage() for r in caplog.records)
+
+    loop = threading.Thread(target=run_loop)
+    with caplog.at_level(logging.INFO, logger="dispatch.engine"):
+        loop.start()
+        assert provider.started.wait(THREAD_TIMEOUT_SECONDS), "no delivery started"
+        assert campaign.pause("operator")
+        deadline = time.monotonic() + THREAD_TIMEOUT_SECONDS
+        while not loop_saw_pause():
+            assert time.monotonic() < deadline, "the loop did not notice the pause"
+            time.sleep(0.05)
+        provider.release.set()
+    loop.join(timeout=THREAD_TIMEOUT_SECONDS)
+    assert not loop.is_alive()
+
+    entries = listener.entries()
+    # The released claims and the finished delivery, each after its commit,
+    # then the loop's last word. The pause itself was made by the test, which
+    # announces nothing.
+    assert kinds(entries) == ["rows", "rows", "campaign"]
+    assert sorted(entries[0].recipient_ids) == waiting
+    assert entries[1].recipient_ids == [delivered]
+    assert list(campaign.recipients.order_by("id").values_list("status", flat=True)) == [
+        "sent",
+        "queued",
+        "queued",
+    ]
+
+
+def test_sweep_announces_expired_claims(make_campaign: MakeCampaign, listen: Listen) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    claims.claim_batch(campaign.pk, 2, lease_seconds=60)
+    campaign.recipients.filter(status=Recipient.Status.IN_FLIGHT).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    expired = list(
+        campaign.recipients.filter(status=Recipient.Status.IN_FLIGHT).values_list("id", flat=True)
+    )
+    listener = listen(campaign)
+
+    assert sweep().expired == 2
+
+    entries = listener.entries()
+    assert kinds(entries) == ["rows"]
+    assert sorted(entries[0].recipient_ids) == sorted(expired)
+
+
+def test_sweep_announces_completion(make_campaign: MakeCampaign, listen: Listen) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    campaign.recipients.update(status=Recipient.Status.SENT, processed_at=timezone.now())
+    listener = listen(campaign)
+
+    assert sweep().completed == [campaign.pk]
+
+    assert [entry.fields for entry in listener.entries()] == [{"kind": "campaign"}]
+
+
+def test_dispatch_finishes_when_redis_is_down(
+    make_campaign: MakeCampaign, settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    with caplog.at_level("WARNING", logger="live"):
+        run_campaign(campaign.pk, RecordingProvider(), ONE_BY_ONE)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert not campaign.recipients.filter(status=Recipient.Status.QUEUED).exists()
+    # It should log each update it could not add: three flushes and the completion.
+    lost = [r for r in caplog.records if "live update not published" in r.getMessage()]
+    assert len(lost) == 4
+    assert all(r.levelname == "WARNING" for r in lost)
+    assert all(f"campaign {campaign.pk}:" in r.getMessage() for r in lost)
+
+
+# Views and helpers
+
+
+def test_broadcast_recipients_names_their_ids(make_campaign: MakeCampaign, listen: Listen) -> None:
+    campaign = make_campaign()
+    listener = listen(campaign)
+    first, _second, third = campaign.recipients.order_by("id")
+
+    broadcasts.broadcast_recipients(campaign.pk, [third, first])
+    broadcasts.broadcast_recipients(campaign.pk, [])
+
+    # It should add one entry for the list, and none for an empty list.
+    [entry] = listener.entries()
+    assert entry.kind == "rows"
+    assert entry.recipient_ids == [third.pk, first.pk]
+
+
+@pytest.mark.parametrize("request_id", [None, "1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41"])
+def test_broadcast_refresh_carries_request_id(
+    make_campaign: MakeCampaign, listen: Listen, request_id: str | None
+) -> None:
+    campaign = make_campaign()
+    listener = listen(campaign)
+
+    broadcasts.broadcast_refresh(campaign.pk, request_id)
+
+    # An empty request_id stands for none.
+    assert [entry.fields for entry in listener.entries()] == [
+        {"kind": "refresh", "request_id": request_id or ""}
+    ]
+
+
+def test_stream_is_trimmed_and_expires(
+    make_campaign: MakeCampaign, listen: Listen, settings, redis_client
+) -> None:
+    settings.LIVE_STREAM_MAX_ENTRIES = 10
+    settings.LIVE_STREAM_TTL_SECONDS = 120
+    campaign = make_campaign()
+    listen(campaign)
+    key = streams.stream_key(campaign.pk)
+    recipient = campaign.recipients.order_by("id")[0]
+
+    node_size = int(redis_client.config_get("stream-node-max-entries")["stream-node-max-entries"])
+
+    for _ in range(5 * node_size):
+        broadcasts.broadcast_recipients(campaign.pk, [recipient])
+
+    # MAXLEN ~ trims whole nodes of the stream, so it keeps at least the
+    # maximum and fewer than the maximum plus one node.
+    assert 10 <= redis_client.xlen(key) < 10 + node_size
+    assert 0 < redis_client.ttl(key) <= 120
+
+
+# What the stream views render
+
+
+def test_render_state_has_header_and_page_rows(make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    first, _second, third = campaign.recipients.order_by("id")
+
+    state = feeds.render_state(campaign.pk, frozenset({third.pk, first.pk}))
+
+    # The header, then the page's rows in id order, and no other row.
+    assert targets(state) == [f"campaign_{campaign.pk}_header", first.dom_id, third.dom_id]
+
+
+def test_rendered_row_carries_version_and_commit_time(make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    recipient = campaign.recipients.order_by("id")[0]
+    claims.claim_batch(campaign.pk, 1, lease_seconds=60)
+    recipient.refresh_from_db()
+
+    rows = feeds.render_rows(campaign.pk, {recipient.pk: 1767225600.1234})
+
+    [(_, target, html)] = turbo_streams(rows)
+    assert target == recipient.dom_id
+    assert recipient.version == 1
+    assert 'data-status="in_flight" data-version="1"' in html
+    assert 'data-committed-at="1767225600.123"' in html
+
+
+def test_rendered_row_of_other_campaign_is_skipped(make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    other = make_campaign(name="Other", recipients=[{"email": "x@example.com"}])
+    stranger = other.recipients.get()
+
+    assert feeds.render_rows(campaign.pk, {stranger.pk: None}) == ""
+
+
+def test_rendered_content_is_escaped(make_campaign: MakeCampaign) -> None:
     campaign = make_campaign(
         name="<img src=x onerror=alert(1)>",
         recipients=[{"name": "<script>alert(1)</script>", "email": "x@example.com"}],
     )
-    listener = listen(campaign)
     recipient = campaign.recipients.get()
 
-    broadcasts.broadcast_recipient(recipient)
+    state = feeds.render_state(campaign.pk, frozenset({recipient.pk}))
 
-    message = listener.messages()[0]
-    assert "<script>alert(1)</script>" not in message
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message
-    assert "<img src=x" not in message
-    assert "&lt;img src=x onerror=alert(1)&gt;" in message
+    assert "<script>alert(1)</script>" not in state
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in state
+    assert "<img src=x" not in state
+    assert "&lt;img src=x onerror=alert(1)&gt;" in state
 
 
-def test_snapshot_has_header_and_every_row(make_campaign):
+def test_header_stream_carries_read_version(make_campaign: MakeCampaign) -> None:
     campaign = make_campaign()
 
-    snapshot = broadcasts.snapshot(campaign)
+    rendered = feeds.render_header_stream(campaign.pk)
 
-    expected = [f"campaign_{campaign.pk}_header"] + [
-        f"recipient_{pk}" for pk in campaign.recipients.order_by("id").values_list("id", flat=True)
-    ]
-    assert targets(snapshot) == expected
+    assert rendered is not None
+    html, version = rendered
+    assert version > 0
+    assert f'data-version="{version}"' in html
+    assert feeds.render_header_stream(987654321) is None
 
 
-def test_every_header_stream_morphs(make_campaign, listen, settings):
-    settings.LIVE_HEADER_INTERVAL_SECONDS = 0
+def test_every_header_stream_morphs(make_campaign: MakeCampaign) -> None:
     campaign = make_campaign()
-    recipient = campaign.recipients.order_by("id").first()
-    listener = listen(campaign)
     header = f"campaign_{campaign.pk}_header"
-
-    broadcasts.broadcast_campaign(campaign)
-    broadcasts.broadcast_refresh(campaign)
-    broadcasts.broadcast_recipients(campaign.pk, [recipient])
-    published = listener.messages()
-    assert len(published) == 3
+    rendered = feeds.render_header_stream(campaign.pk)
+    assert rendered is not None
     sources = {
-        "broadcast_campaign": published[0],
-        "broadcast_refresh": published[1],
-        "broadcast_recipients": published[2],
-        "snapshot": broadcasts.snapshot(campaign),
+        "render_header_stream": rendered[0],
+        "render_state": feeds.render_state(campaign.pk, frozenset(recipient_ids(campaign))),
     }
 
     # It should morph the header, so that a button pressed during an update
     # stays in the page, and replace the rows.
-    for source, message in sources.items():
-        methods = {target: method for method, target, _ in streams(message)}
+    for source, html in sources.items():
+        methods = {target: method for method, target, _ in turbo_streams(html)}
         assert methods.get(header) == "morph", f"{source}: header stream {methods}"
         rows = {target: method for target, method in methods.items() if target != header}
         assert all(method == "" for method in rows.values()), f"{source}: row streams {rows}"
 
 
-def test_refresh_stream_without_request_id():
+def test_refresh_stream_without_request_id() -> None:
     assert broadcasts.refresh_stream() == '<turbo-stream action="refresh"></turbo-stream>'
 
 
-def test_refresh_stream_names_request_id():
+def test_refresh_stream_names_request_id() -> None:
     stream = broadcasts.refresh_stream("1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41")
 
     assert stream == (
@@ -216,7 +491,7 @@ def test_refresh_stream_names_request_id():
     )
 
 
-def test_refresh_stream_escapes_request_id():
+def test_refresh_stream_escapes_request_id() -> None:
     stream = broadcasts.refresh_stream('x"><script>alert(1)</script>')
 
     assert "<script>" not in stream
@@ -239,40 +514,7 @@ def test_refresh_stream_escapes_request_id():
     ],
     ids=["uuid", "token", "missing", "empty", "space", "quote", "too-long"],
 )
-def test_turbo_request_id_from_header(headers, expected):
+def test_turbo_request_id_from_header(headers: dict[str, str], expected: str | None) -> None:
     request = RequestFactory().post("/campaigns/1/cancel", headers=headers)
 
     assert broadcasts.turbo_request_id(request) == expected
-
-
-@pytest.mark.parametrize("request_id", [None, "1b0e6f1c-9d2a-4c6e-8f3b-2a7d5c9e0f41"])
-def test_refresh_task_publishes_request_id(make_campaign, listen, request_id):
-    campaign = make_campaign()
-    listener = listen(campaign)
-
-    broadcast_campaign_task(campaign.pk, refresh=True, request_id=request_id)
-
-    [message] = listener.messages()
-    assert targets(message) == [f"campaign_{campaign.pk}_header"]
-    assert message.endswith(broadcasts.refresh_stream(request_id))
-    assert ("request-id=" in message) == (request_id is not None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_dispatch_finishes_when_redis_is_down(make_campaign, settings, caplog):
-    campaign = make_campaign()
-    campaign.start()
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
-
-    with caplog.at_level("WARNING", logger="live"):
-        dispatch_campaign(campaign.pk)
-
-    campaign.refresh_from_db()
-    assert campaign.status == Campaign.Status.COMPLETED
-    assert not campaign.recipients.filter(status=Recipient.Status.QUEUED).exists()
-    assert "live update not published" in caplog.text
