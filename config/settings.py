@@ -42,8 +42,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Turbo sends the token from the page's csrf-token meta tag in this header, so
-# forms inside partials rendered by workers (which have no request, and so no
-# token of their own) still submit.
+# forms inside partials rendered for live updates (outside the page's request,
+# and so with no token of their own) still submit.
 CSRF_HEADER_NAME = "HTTP_X_CSRF_TOKEN"
 
 INSTALLED_APPS = [

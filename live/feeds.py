@@ -260,7 +260,9 @@ class CampaignFeed:
                 if covers is not None:
                     self.header_covers = max(self.header_covers, covers)
                 version = int(fields.get("version") or 0)
-                if version > self.header_version:
+                # An equal version can still differ in its delivery rates,
+                # which come from Redis, so it is sent too.
+                if version >= self.header_version:
                     self.header_version = version
                     self.header = fields.get("html", "")
             elif kind == streams.REFRESH:
