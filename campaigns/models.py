@@ -375,7 +375,7 @@ class Recipient(models.Model):
     # Goes up by one with every UPDATE of the row (a trigger adds it where a
     # statement does not; see migration 0006). A page keeps the row with the
     # higher version, so an update that arrives late never undoes a newer one.
-    version = models.BigIntegerField(default=0, editable=False)
+    version = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="recipient",
             name="version",
-            field=models.BigIntegerField(default=0, editable=False),
+            field=models.BigIntegerField(default=0, db_default=0, editable=False),
         ),
         migrations.RunSQL(VERSION_TRIGGER, DROP_VERSION_TRIGGER),
     ]
