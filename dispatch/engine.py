@@ -189,7 +189,9 @@ class _Loop:
                 self.waiting.extend(batch)
                 self.exhausted = not batch
                 # Pages show these rows in flight while they are delivered.
-                streams.publish_rows(self.campaign_id, (c.recipient_id for c in batch))
+                streams.publish_rows(
+                    self.campaign_id, (c.recipient_id for c in batch), kind=streams.CLAIMS
+                )
             while self.active and self.waiting and len(self.running) < self.config.concurrency:
                 claim = self.waiting.popleft()
                 self.running[pool.submit(self._deliver, claim)] = claim

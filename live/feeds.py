@@ -246,7 +246,7 @@ class CampaignFeed:
         for entry_id, fields in entries:
             self.position = entry_id
             kind = fields.get("kind")
-            if kind == streams.ROWS:
+            if kind in (streams.ROWS, streams.CLAIMS):
                 self.changed_up_to = streams.entry_order(entry_id)
                 at = _float(fields.get("at"))
                 for pk in _ids(fields.get("ids", "")):

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 # Entry kinds.
 ROWS = "rows"  # ids: comma-separated recipient ids; at: commit time (Unix seconds)
+CLAIMS = "claims"  # as ROWS, for recipients that a worker claimed (now in flight)
 CAMPAIGN = "campaign"  # the campaign's status or settings changed
 HEADER = "header"  # html: the header's Turbo Stream; version; covers: an entry id
 REFRESH = "refresh"  # request_id: the Turbo request that made the change, or ""
@@ -103,13 +104,15 @@ def publish_rows(
     committed_at: float | None = None,
     sent: int = 0,
     failed: int = 0,
+    kind: str = ROWS,
 ) -> None:
     """Announce that these recipients' rows changed; call it after the commit.
 
     `committed_at` is when the change committed (Unix seconds, default now):
     pages and the latency benchmark read it from the rendered row. `sent` and
     `failed` count the final outcomes among the rows, for the throughput
-    figures and the chart.
+    figures and the chart. `kind` is ROWS, or CLAIMS for a claim, which
+    changes no count that the campaigns index shows.
     """
     ids = ",".join(str(pk) for pk in recipient_ids)
     if not ids:
@@ -117,7 +120,7 @@ def publish_rows(
     at = time.time() if committed_at is None else committed_at
     try:
         pipe = client().pipeline(transaction=False)
-        add(pipe, campaign_id, {"kind": ROWS, "ids": ids, "at": repr(at)})
+        add(pipe, campaign_id, {"kind": kind, "ids": ids, "at": repr(at)})
         if sent or failed:
             rates.record(pipe, campaign_id, sent, failed, at=at)
         pipe.execute()

@@ -64,6 +64,7 @@ THREAD_TIMEOUT_SECONDS = 30.0
 # The fields that each kind of entry may carry. None of them contains HTML.
 ENTRY_FIELDS = {
     "rows": {"kind", "ids", "at"},
+    "claims": {"kind", "ids", "at"},
     "campaign": {"kind"},
     "refresh": {"kind", "request_id"},
 }
@@ -86,7 +87,12 @@ def targets(html: str) -> list[str]:
 
 
 def kinds(entries: list[StreamEntry]) -> list[str]:
-    return [entry.kind for entry in entries]
+    """Return the kind of each entry, leaving out claims (test_claims_are_announced)."""
+    return [entry.kind for entry in entries if entry.kind != "claims"]
+
+
+def without_claims(entries: list[StreamEntry]) -> list[StreamEntry]:
+    return [entry for entry in entries if entry.kind != "claims"]
 
 
 def recipient_ids(campaign: Campaign) -> list[int]:
@@ -134,7 +140,7 @@ def test_loop_announces_rows_after_each_flush(make_campaign: MakeCampaign, liste
     run_campaign(campaign.pk, RecordingProvider(), ONE_BY_ONE)
 
     after = time.time()
-    entries = listener.entries()
+    entries = without_claims(listener.entries())
     # It should announce each flush's row, in claim order, then the completion.
     assert kinds(entries) == ["rows", "rows", "rows", "campaign"]
     assert [entry.recipient_ids for entry in entries[:3]] == [
@@ -148,6 +154,22 @@ def test_loop_announces_rows_after_each_flush(make_campaign: MakeCampaign, liste
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED
 
 
+def test_claims_are_announced(make_campaign: MakeCampaign, listen: Listen) -> None:
+    campaign = make_campaign()
+    campaign.start()
+    listener = listen(campaign)
+
+    run_campaign(campaign.pk, RecordingProvider(), ONE_BY_ONE)
+
+    entries = listener.entries()
+    claimed = [entry for entry in entries if entry.kind == "claims"]
+    # One claim of one recipient at a time, each announced before its outcome.
+    assert [entry.recipient_ids for entry in claimed] == [[pk] for pk in recipient_ids(campaign)]
+    for pk in recipient_ids(campaign):
+        order = [e.kind for e in entries if e.kind != "campaign" and e.recipient_ids == [pk]]
+        assert order == ["claims", "rows"]
+
+
 def test_flush_announces_its_rows_in_one_entry(make_campaign: MakeCampaign, listen: Listen) -> None:
     campaign = make_campaign()
     campaign.start()
@@ -155,7 +177,7 @@ def test_flush_announces_its_rows_in_one_entry(make_campaign: MakeCampaign, list
 
     run_campaign(campaign.pk, RecordingProvider(), ONE_FLUSH)
 
-    entries = listener.entries()
+    entries = without_claims(listener.entries())
     assert kinds(entries) == ["rows", "campaign"]
     assert sorted(entries[0].recipient_ids) == recipient_ids(campaign)
 
@@ -171,7 +193,7 @@ def test_retry_announces_queued_row(make_campaign: MakeCampaign, listen: Listen)
 
     run_campaign(campaign.pk, provider, retry_once)
 
-    entries = listener.entries()
+    entries = without_claims(listener.entries())
     recipient = campaign.recipients.get()
     # The failed attempt and the delivery are two changes of the row.
     assert kinds(entries) == ["rows", "rows", "campaign"]
@@ -220,7 +242,7 @@ def test_auto_pause_announces_campaign(
 
     run_campaign(campaign.pk, provider, ONE_BY_ONE)
 
-    entries = listener.entries()
+    entries = without_claims(listener.entries())
     # The failure, the pause that it caused, and the loop's last word as it
     # leaves the campaign paused.
     assert kinds(entries) == ["rows", "campaign", "campaign"]
@@ -278,7 +300,7 @@ def test_pause_announces_released_claims(
     loop.join(timeout=THREAD_TIMEOUT_SECONDS)
     assert not loop.is_alive()
 
-    entries = listener.entries()
+    entries = without_claims(listener.entries())
     # The released claims and the finished delivery, each after its commit,
     # then the loop's last word. The pause itself was made by the test, which
     # announces nothing.
@@ -335,9 +357,10 @@ def test_dispatch_finishes_when_redis_is_down(
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
     assert not campaign.recipients.filter(status=Recipient.Status.QUEUED).exists()
-    # It should log each update it could not add: three flushes and the completion.
+    # It should log each update it could not add: three claims, three flushes
+    # and the completion.
     lost = [r for r in caplog.records if "live update not published" in r.getMessage()]
-    assert len(lost) == 4
+    assert len(lost) == 7
     assert all(r.levelname == "WARNING" for r in lost)
     assert all(f"campaign {campaign.pk}:" in r.getMessage() for r in lost)
 
