@@ -2,10 +2,12 @@
 how updates are coalesced, and that the final state always arrives.
 
 Each test runs its feeds in one event loop through async_to_sync, as the
-stream view does under uvicorn. The feeds' database reads run in the test's
-thread. Tests use `django_db(transaction=True)` because a header's version is
-the position of its read among committed transactions, so every change has
-to commit, as it does in the app.
+stream view does under uvicorn, in a thread of its own: the browser tests'
+sync Playwright keeps an event loop running in the main thread, where
+async_to_sync refuses to run. The feeds' database reads run in that thread.
+Tests use `django_db(transaction=True)` because a header's version is the
+position of its read among committed transactions, so every change has to
+commit, as it does in the app.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -91,7 +94,7 @@ def run() -> Callable[[Callable[[ViewerFactory], Awaitable[None]]], None]:
     """Return a function that runs an async scenario with the viewers it opens.
 
     Thread-sensitive sync_to_async calls, such as the feeds' database reads,
-    run in the test's thread. Every viewer is closed when the scenario ends.
+    run in the scenario's thread. Every viewer is closed when the scenario ends.
     """
 
     def run_(scenario: Callable[[ViewerFactory], Awaitable[None]]) -> None:
@@ -111,7 +114,14 @@ def run() -> Callable[[Callable[[ViewerFactory], Awaitable[None]]], None]:
                 for viewer in opened:
                     await viewer.close()
 
-        async_to_sync(main)()
+        def in_thread() -> None:
+            try:
+                async_to_sync(main)()
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(in_thread).result()
 
     return run_
 
