@@ -222,7 +222,9 @@ class CampaignFeed:
             # feed sends the current state. Trimming leaves
             # max-deleted-entry-id as it was, because only XDEL sets it.
             if not await client.exists(self.key):
-                return True
+                # The stream may have expired or been lost with a Redis
+                # restart, taking entries that the viewer never saw.
+                return False
             info = await client.xinfo_stream(self.key)
             added = info.get("entries-added")
             return added is not None and int(added) == int(info["length"])

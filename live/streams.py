@@ -39,7 +39,9 @@ REFRESH = "refresh"  # request_id: the Turbo request that made the change, or ""
 # The position before any entry: XREAD from here returns the whole stream.
 START = "0-0"
 
-_ENTRY_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+# Redis stream ids are two unsigned 64-bit integers.
+_MAX_ID_PART = 2**64 - 1
 
 
 def stream_key(campaign_id: int) -> str:
@@ -55,7 +57,10 @@ def parse_entry_id(value: str) -> tuple[int, int] | None:
     match = _ENTRY_ID.fullmatch(value)
     if match is None:
         return None
-    return int(match[1]), int(match[2])
+    milliseconds, sequence = int(match[1]), int(match[2])
+    if milliseconds > _MAX_ID_PART or sequence > _MAX_ID_PART:
+        return None
+    return milliseconds, sequence
 
 
 def entry_order(entry_id: str) -> tuple[int, int]:

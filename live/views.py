@@ -20,7 +20,19 @@ MAX_VISIBLE_ROWS = 200
 # shows CAMPAIGNS_PER_PAGE (campaigns/views.py), so this leaves room to spare.
 MAX_INDEX_CAMPAIGNS = 100
 
-_IDS = re.compile(r"\d{1,18}(,\d{1,18})*")
+_IDS = re.compile(r"[0-9]+(,[0-9]+)*")
+# Ids are PostgreSQL bigints; 18 digits always fit.
+MAX_ID_DIGITS = 18
+
+
+def _ids_error(ids_param: str, what: str) -> str | None:
+    """Return why `ids_param` is not a list of ids, or None when it is one."""
+    if not _IDS.fullmatch(ids_param):
+        return f"ids must be {what} ids separated by commas, such as 12,13,14."
+    too_long = next((part for part in ids_param.split(",") if len(part) > MAX_ID_DIGITS), None)
+    if too_long is not None:
+        return f"ids contains {too_long[:30]}, which is not a valid {what} id (too many digits)."
+    return None
 
 
 async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
@@ -35,8 +47,8 @@ async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     if not await Campaign.objects.filter(pk=pk).aexists():
         raise Http404("Campaign not found.")
     ids_param = request.GET.get("ids", "")
-    if ids_param and not _IDS.fullmatch(ids_param):
-        return _bad_request("ids must be recipient ids separated by commas, such as 12,13,14.")
+    if ids_param and (error := _ids_error(ids_param, "recipient")):
+        return _bad_request(error)
     recipient_ids = frozenset(int(part) for part in ids_param.split(",") if part)
     if len(recipient_ids) > MAX_VISIBLE_ROWS:
         return _bad_request(f"ids may name at most {MAX_VISIBLE_ROWS} recipients.")
@@ -62,8 +74,8 @@ async def index_stream(request: HttpRequest) -> HttpResponseBase:
         return _bad_request(
             "ids is missing: give the campaign ids that the page shows, such as 12,13,14."
         )
-    if not _IDS.fullmatch(ids_param):
-        return _bad_request("ids must be campaign ids separated by commas, such as 12,13,14.")
+    if error := _ids_error(ids_param, "campaign"):
+        return _bad_request(error)
     campaign_ids = frozenset(int(part) for part in ids_param.split(","))
     if len(campaign_ids) > MAX_INDEX_CAMPAIGNS:
         return _bad_request(f"ids may name at most {MAX_INDEX_CAMPAIGNS} campaigns.")

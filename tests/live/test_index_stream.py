@@ -208,6 +208,8 @@ def test_index_stream_rejects_bad_ids(app_server: str) -> None:
         ("/campaigns/stream?ids=1;2", "ids must be campaign ids separated by commas"),
         ("/campaigns/stream?ids=-1", "ids must be campaign ids separated by commas"),
         ("/campaigns/stream?ids=abc", "ids must be campaign ids separated by commas"),
+        ("/campaigns/stream?ids=%D9%A2", "ids must be campaign ids separated by commas"),
+        (f"/campaigns/stream?ids={'9' * 19}", "not a valid campaign id (too many digits)"),
         (f"/campaigns/stream?ids={too_many}", f"at most {MAX_INDEX_CAMPAIGNS} campaigns"),
     ]
     for path, message in cases:

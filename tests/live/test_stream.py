@@ -196,7 +196,7 @@ def test_stream_response_headers(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "ids",
-    ["abc", "1,,2", "1;2", "-1", ",1", "1,", "1 2", "1.5", "1" * 19],
+    ["abc", "1,,2", "1;2", "-1", ",1", "1,", "1 2", "1.5", "\u0662\u0666"],
     ids=[
         "letters",
         "empty-part",
@@ -206,7 +206,7 @@ def test_stream_response_headers(
         "trailing",
         "space",
         "dot",
-        "too-long",
+        "arabic-indic-digits",
     ],
 )
 def test_stream_rejects_malformed_ids(app_server: str, campaign: Campaign, ids: str) -> None:
@@ -216,6 +216,17 @@ def test_stream_rejects_malformed_ids(app_server: str, campaign: Campaign, ids: 
     assert status == 400
     assert content_type == "text/plain; charset=utf-8"
     assert body == "ids must be recipient ids separated by commas, such as 12,13,14."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stream_rejects_too_long_id(app_server: str, campaign: Campaign) -> None:
+    too_long = "1" * 19
+    path = f"/campaigns/{campaign.pk}/stream?ids=5,{too_long}"
+
+    status, _content_type, body = get(app_server, path)
+
+    assert status == 400
+    assert body == f"ids contains {too_long}, which is not a valid recipient id (too many digits)."
 
 
 @pytest.mark.django_db(transaction=True)
@@ -442,6 +453,20 @@ def test_stream_resumes_from_start_of_untrimmed_stream(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_stream_from_start_without_stream_sends_state(
+    app_server: str, open_stream: OpenStream, campaign: Campaign
+) -> None:
+    # With no stream at all, entries may have expired or been lost with a
+    # Redis restart, so a viewer at 0-0 gets the current state.
+    stream = open_stream(app_server, stream_path(campaign, after=streams.START))
+
+    snapshot = stream.start()
+
+    assert snapshot.id == streams.START
+    assert snapshot.streams == snapshot_streams(campaign, recipients(campaign))
+
+
+@pytest.mark.django_db(transaction=True)
 def test_stream_resume_renders_header(
     app_server: str, open_stream: OpenStream, campaign: Campaign, listen: Listen
 ) -> None:
@@ -481,8 +506,19 @@ def trim_to_newest(campaign: Campaign, redis_client: redis.Redis) -> None:
         ("1-1", False),
         ("yesterday", False),
         ("1-1-1", False),
+        ("99999999999999999999-0", False),
+        ("\u0661-0", False),
     ],
-    ids=["trimmed", "start-of-trimmed", "unknown-future", "unknown-past", "malformed", "extra"],
+    ids=[
+        "trimmed",
+        "start-of-trimmed",
+        "unknown-future",
+        "unknown-past",
+        "malformed",
+        "extra",
+        "beyond-64-bits",
+        "arabic-indic-digit",
+    ],
 )
 def test_stream_sends_snapshot_when_position_is_lost(
     app_server: str,
