@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -130,10 +129,6 @@ def configure_environment() -> None:
     os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.update(COMMON_OVERRIDES)
-    # The header partial has {% csrf_token %} for the page, and outside a
-    # request Django warns once that it has no token. Pages send the token
-    # from their meta tag instead (CSRF_HEADER_NAME in config/settings.py).
-    warnings.filterwarnings("ignore", message="A {% csrf_token %} was used in a template")
 
 
 configure_environment()
