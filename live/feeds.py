@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
+import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -190,6 +191,12 @@ class CampaignFeed:
                 elif now - self.last_event_at >= settings.LIVE_UPDATES_KEEPALIVE_SECONDS:
                     self.last_event_at = now
                     yield ": keep-alive\n\n"
+        except redis.RedisError as exc:
+            # Ending the response makes the browser reconnect after the retry
+            # delay, and the new stream resumes or sends the current state.
+            logger.warning(
+                "campaign %s: live stream ended because Redis failed: %s", self.campaign_id, exc
+            )
         finally:
             # Runs when the client disconnects: Django cancels the generator.
             await client.aclose()

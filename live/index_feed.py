@@ -22,11 +22,13 @@ anyway.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Collection
 from typing import Any, cast
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -40,6 +42,8 @@ from live.feeds import (
     read_database,
     stream_client,
 )
+
+logger = logging.getLogger(__name__)
 
 # Entry kinds that change what a summary row shows.
 CHANGE_KINDS = frozenset({streams.ROWS, streams.CAMPAIGN, streams.REFRESH})
@@ -107,6 +111,9 @@ class IndexFeed:
                 elif now - self.last_sent_at >= settings.LIVE_UPDATES_KEEPALIVE_SECONDS:
                     self.last_sent_at = now
                     yield ": keep-alive\n\n"
+        except redis.RedisError as exc:
+            # As in CampaignFeed: the browser reconnects and gets the current rows.
+            logger.warning("campaigns index: live stream ended because Redis failed: %s", exc)
         finally:
             # Runs when the client disconnects: Django cancels the generator.
             await client.aclose()

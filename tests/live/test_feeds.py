@@ -33,6 +33,7 @@ from tests.conftest import StreamEntry, StreamListener
 from tests.dispatch.fakes import RecordingProvider, engine_settings
 from tests.live.sse import Message, parse_message
 from tests.outcomes import claim, set_outcome
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -541,3 +542,27 @@ def test_feed_of_deleted_campaign_sends_no_header(
         assert header_entries(listener) == []
 
     run(scenario)
+
+
+def test_feed_ends_cleanly_when_redis_fails(
+    make_campaign: MakeCampaign, run: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    campaign = make_campaign()
+    page = recipients(campaign)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    async def scenario(open_viewer: ViewerFactory) -> None:
+        viewer = open_viewer(campaign, page)
+        assert (await viewer.read()).retry == feeds.RECONNECT_DELAY_MS
+        # It should end the response, so that the browser reconnects, rather
+        # than raise into the ASGI server.
+        with pytest.raises(StopAsyncIteration):
+            await viewer.read()
+
+    with caplog.at_level("WARNING", logger="live.feeds"):
+        run(scenario)
+
+    [record] = [r for r in caplog.records if r.name == "live.feeds"]
+    assert record.getMessage().startswith(
+        f"campaign {campaign.pk}: live stream ended because Redis failed:"
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,9 +17,10 @@ from django.test.utils import CaptureQueriesContext
 from campaigns.models import Campaign, Recipient
 from live import streams
 from live.feeds import RECONNECT_DELAY_MS
-from live.index_feed import render_summaries
+from live.index_feed import IndexFeed, render_summaries
 from live.views import MAX_INDEX_CAMPAIGNS
 from tests.outcomes import set_outcome
+from tests.servers import free_port
 
 # Seconds a read may block before the test fails. Every expected event is due well before.
 READ_TIMEOUT_SECONDS = 5.0
@@ -497,3 +500,28 @@ def test_index_stream_sends_keepalive_when_idle(
     # It should send a keep-alive comment after 0.5 s without events, and go on sending them.
     assert stream.next_block() == [": keep-alive"]
     assert stream.next_block() == [": keep-alive"]
+
+
+def test_index_feed_ends_cleanly_when_redis_fails(
+    settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    async def read_all() -> list[str]:
+        return [message async for message in IndexFeed(frozenset({1})).events()]
+
+    # A thread of its own: sync Playwright may keep an event loop running in
+    # the main thread after the browser tests.
+    with (
+        caplog.at_level("WARNING", logger="live.index_feed"),
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        messages = pool.submit(asyncio.run, read_all()).result()
+
+    # It should end the response after the retry field, rather than raise
+    # into the ASGI server, and log why.
+    assert messages == [f"retry: {RECONNECT_DELAY_MS}\n\n"]
+    [record] = [r for r in caplog.records if r.name == "live.index_feed"]
+    assert record.getMessage().startswith(
+        "campaigns index: live stream ended because Redis failed:"
+    )
