@@ -28,7 +28,6 @@ PostgreSQL and Redis servers that are not on loopback.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import math
 import os
 import platform
@@ -142,6 +141,7 @@ import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import OperationalError, connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from machine import cpu_model, is_loopback, load_average, memory_total_gib  # noqa: E402
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient  # noqa: E402
 from dispatch.locks import advisory_lock  # noqa: E402
@@ -230,18 +230,6 @@ def print_summary(run: Run) -> None:
 # Environment report and checks
 
 
-def is_loopback(host: str | None) -> bool:
-    """Return whether `host` is a loopback address, `localhost` or a Unix socket directory."""
-    if not host or host.startswith("/"):
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def require_loopback_servers() -> None:
     database_host = settings.DATABASES["default"].get("HOST")
     if not is_loopback(database_host):
@@ -265,28 +253,6 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return parts._replace(netloc=netloc).geturl()
-
-
-def cpu_model() -> str:
-    with suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def memory_total_gib() -> float:
-    with suppress(OSError), open("/proc/meminfo", encoding="utf-8") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024 / 1024
-    return float("nan")
-
-
-def load_average() -> str:
-    with suppress(OSError), open("/proc/loadavg", encoding="utf-8") as loadavg:
-        return " ".join(loadavg.read().split()[:3])
-    return "unknown"
 
 
 def database_facts() -> dict[str, str]:

@@ -36,7 +36,6 @@ worker and publishes nothing: the campaign page does not use Redis.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import math
 import os
 import platform
@@ -48,7 +47,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -108,6 +106,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction  
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from machine import cpu_model, is_loopback, load_average, memory_total_gib  # noqa: E402
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient, StatusCountChange  # noqa: E402
 from campaigns.views import RECIPIENTS_PER_PAGE  # noqa: E402
@@ -241,18 +240,6 @@ def print_summary(run: Run) -> None:
 # Environment report and checks
 
 
-def is_loopback(host: str | None) -> bool:
-    """Return whether `host` is a loopback address, `localhost` or a Unix socket directory."""
-    if not host or host.startswith("/"):
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def require_loopback_servers() -> None:
     database_host = settings.DATABASES["default"].get("HOST")
     if not is_loopback(database_host):
@@ -268,28 +255,6 @@ def require_loopback_servers() -> None:
                 f"{name} points at {host!r}, which is not a loopback address; "
                 "run the benchmark with local servers only"
             )
-
-
-def cpu_model() -> str:
-    with suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def memory_total_gib() -> float:
-    with suppress(OSError), open("/proc/meminfo", encoding="utf-8") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024 / 1024
-    return float("nan")
-
-
-def load_average() -> str:
-    with suppress(OSError), open("/proc/loadavg", encoding="utf-8") as loadavg:
-        return " ".join(loadavg.read().split()[:3])
-    return "unknown"
 
 
 def check_schema() -> None:

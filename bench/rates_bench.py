@@ -21,7 +21,6 @@ refuses a Redis server that is not on loopback.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import platform
 import random
@@ -57,18 +56,10 @@ django.setup()
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.template.loader import render_to_string  # noqa: E402
+from machine import is_loopback  # noqa: E402
 
 from campaigns.models import Campaign, Progress  # noqa: E402
 from live import rates  # noqa: E402
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def record_day(client: redis.Redis) -> None:
