@@ -19,11 +19,9 @@ from live import streams
 from live.feeds import RECONNECT_DELAY_MS
 from live.index_feed import IndexFeed, render_summaries
 from live.views import MAX_INDEX_CAMPAIGNS
+from tests.live.sse import READ_TIMEOUT_SECONDS, EventStream, parse_message
 from tests.outcomes import set_outcome
 from tests.servers import free_port
-
-# Seconds a read may block before the test fails. Every expected event is due well before.
-READ_TIMEOUT_SECONDS = 5.0
 
 # The header interval of the `slow_server`: its viewers get at most one event a second.
 SLOW_INTERVAL_SECONDS = 1.0
@@ -37,59 +35,12 @@ SUMMARY_STREAM = re.compile(
 MakeCampaign = Callable[..., Campaign]
 
 
-class EventStream:
-    """A streaming GET of a server-sent-events URL, read one block at a time.
-
-    A block is the lines up to the next blank line: an event, a `retry:`
-    field, or a comment.
-    """
-
-    def __init__(self, base_url: str, path: str) -> None:
-        self.connection = http.client.HTTPConnection(
-            urlsplit(base_url).netloc, timeout=READ_TIMEOUT_SECONDS
-        )
-        self.connection.request("GET", path, headers={"Accept": "text/event-stream"})
-        self.response = self.connection.getresponse()
-
-    def next_block(self) -> list[str]:
-        """Read the next non-empty block. Raises TimeoutError if none arrives in time."""
-        lines: list[str] = []
-        while True:
-            raw = self.response.readline()
-            if not raw:
-                raise AssertionError(f"The stream ended. Lines read since the last block: {lines}")
-            line = raw.decode().removesuffix("\n")
-            if line:
-                lines.append(line)
-            elif lines:
-                return lines
-
-    def next_event(self) -> str:
-        """Skip keep-alive comments and return the data of the next event.
-
-        Fails when no event arrives within READ_TIMEOUT_SECONDS, however many
-        comments do.
-        """
-        deadline = time.monotonic() + READ_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            block = self.next_block()
-            if not all(line.startswith(":") for line in block):
-                return event_data(block)
-        raise AssertionError(f"no event within {READ_TIMEOUT_SECONDS} s, only comments")
-
-    def close(self) -> None:
-        self.response.close()
-        self.connection.close()
-
-
-def event_data(block: list[str]) -> str:
-    """Join the `data:` lines of an event as an EventSource client does. Fails on other lines."""
-    values = []
-    for line in block:
-        field, _, value = line.partition(":")
-        assert field == "data", f"expected only data: lines in the event, got {line!r}"
-        values.append(value.removeprefix(" "))
-    return "\n".join(values)
+def next_data(stream: EventStream) -> str:
+    """Return the data of the next event. Index events carry data lines only: no id, no comment."""
+    message = stream.next_event()
+    assert message.id is None, f"expected no id in an index event, got {message}"
+    assert message.comments == [], f"expected only data: lines in the event, got {message}"
+    return message.data
 
 
 def summaries(data: str) -> dict[str, tuple[str, int]]:
@@ -163,7 +114,7 @@ def connected(open_stream: OpenStream) -> Callable[[str, str], EventStream]:
     def connect(base_url: str, path: str) -> EventStream:
         stream = open_stream(base_url, path)
         assert stream.next_block() == [f"retry: {RECONNECT_DELAY_MS}"]
-        stream.next_event()
+        next_data(stream)
         return stream
 
     return connect
@@ -244,7 +195,7 @@ def test_index_stream_accepts_max_ids(
     assert stream.response.status == 200
     assert stream.next_block() == [f"retry: {RECONNECT_DELAY_MS}"]
     # It should ignore the ids of campaigns that do not exist.
-    assert list(summaries(stream.next_event())) == [f"{first.dom_id}_summary"]
+    assert list(summaries(next_data(stream))) == [f"{first.dom_id}_summary"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -278,7 +229,10 @@ def test_index_stream_starts_with_current_rows(
     # It should then send one event that replaces both rows with their current state.
     first_block = stream.next_block()
     assert len(first_block) > 1, "expected a multi-line event, so the data: prefixing is exercised"
-    data = event_data(first_block)
+    message = parse_message(first_block)
+    assert message.id is None
+    assert message.comments == []
+    data = message.data
     rows = summaries(data)
     assert set(rows) == {f"{first.dom_id}_summary", f"{second.dom_id}_summary"}
     assert rows[f"{first.dom_id}_summary"][0] == "processing"
@@ -307,7 +261,7 @@ def test_index_stream_sends_changed_row(
     assert set_outcome(recipient, Recipient.Status.SENT)
 
     announce_outcomes(first, recipient)
-    data = stream.next_event()
+    data = next_data(stream)
 
     # It should send the row of the campaign whose stream changed, and only that one.
     assert list(summaries(data)) == [f"{first.dom_id}_summary"]
@@ -332,7 +286,7 @@ def test_index_stream_continues_after_newest_entries(
 
     assert second.pause("paused by a test")
     streams.publish_campaign(second.pk)
-    data = stream.next_event()
+    data = next_data(stream)
 
     # It should continue after the entries that the first event covered, not replay them.
     assert list(summaries(data)) == [f"{second.dom_id}_summary"]
@@ -358,7 +312,7 @@ def test_index_stream_skips_other_campaigns(
     assert set_outcome(watched_recipient, Recipient.Status.FAILED, "mailbox full")
     announce_outcomes(watched, watched_recipient)
 
-    data = stream.next_event()
+    data = next_data(stream)
 
     # It should send the watched campaign's row and never the other one's.
     assert list(summaries(data)) == [f"{watched.dom_id}_summary"]
@@ -378,7 +332,7 @@ def test_index_stream_ignores_header_entries(
     streams.publish(first.pk, {"kind": streams.HEADER, "html": "<p>header</p>", "version": "1"})
     assert second.pause("paused by a test")
     streams.publish_campaign(second.pk)
-    data = stream.next_event()
+    data = next_data(stream)
 
     # It should send only the row whose campaign changed.
     rows = summaries(data)
@@ -411,7 +365,7 @@ def test_index_stream_coalesces_changes(
     # the first event, so the changes must all be announced well within it.
     assert announced_after < SLOW_INTERVAL_SECONDS / 2, f"announced after {announced_after:.3f} s"
 
-    data = stream.next_event()
+    data = next_data(stream)
     second_event_at = time.monotonic()
 
     # It should send both rows once, in one event, with the state after every change.
@@ -429,7 +383,7 @@ def test_index_stream_coalesces_changes(
     # It should also wait the interval after this event before sending the next.
     assert second.resume()
     streams.publish_campaign(second.pk)
-    data = stream.next_event()
+    data = next_data(stream)
     waited = time.monotonic() - second_event_at
     assert waited >= 0.8 * SLOW_INTERVAL_SECONDS, f"third event after {waited:.3f} s"
     assert summaries(data)[f"{second.dom_id}_summary"][0] == "processing"
@@ -447,7 +401,7 @@ def test_index_stream_sends_final_state(
     assert recipient is not None
     assert set_outcome(recipient, Recipient.Status.SENT)
     announce_outcomes(campaign, recipient)
-    data = stream.next_event()
+    data = next_data(stream)
     [(status, partial_version)] = summaries(data).values()
     assert status == "processing"
     assert percent(row_html(data, campaign)) == "33%"
@@ -455,7 +409,7 @@ def test_index_stream_sends_final_state(
     # The campaign completes right after an event, so within the interval
     # in which the feed sends nothing.
     complete(campaign)
-    data = stream.next_event()
+    data = next_data(stream)
 
     # It should send the completed row with the final counts and a newer version.
     [(status, final_version)] = summaries(data).values()
@@ -482,7 +436,7 @@ def test_index_stream_reconnect_sends_current_rows(
 
     stream = open_stream(app_server, index_path(campaign))
     stream.next_block()
-    data = stream.next_event()
+    data = next_data(stream)
 
     # It should start with the current row, which the closed stream never sent.
     assert summaries(data)[f"{campaign.dom_id}_summary"][0] == "completed"

@@ -25,72 +25,11 @@ from live import broadcasts, streams
 from live.feeds import RECONNECT_DELAY_MS
 from live.views import MAX_VISIBLE_ROWS
 from tests.conftest import StreamListener
-from tests.live.sse import Message, parse_message
+from tests.live.sse import READ_TIMEOUT_SECONDS, EventStream, Message, parse_message
 from tests.outcomes import claim, set_outcome
 from tests.servers import running_servers, wait_until
 
-# Seconds a read may block before the test fails. Every expected event is due well before.
-READ_TIMEOUT_SECONDS = 5.0
-
 Listen = Callable[[Campaign], StreamListener]
-
-
-class EventStream:
-    """A streaming GET of a server-sent-events URL, read one message at a time.
-
-    A message is the lines up to the next blank line: an event, a `retry:`
-    field, an id with a comment, or a comment alone.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        path: str,
-        headers: dict[str, str] | None = None,
-        timeout: float = READ_TIMEOUT_SECONDS,
-    ) -> None:
-        self.connection = http.client.HTTPConnection(urlsplit(base_url).netloc, timeout=timeout)
-        request_headers = {"Accept": "text/event-stream", **(headers or {})}
-        self.connection.request("GET", path, headers=request_headers)
-        self.response = self.connection.getresponse()
-
-    def next_block(self) -> list[str]:
-        """Read the next non-empty block. Raises TimeoutError if none arrives in time."""
-        lines: list[str] = []
-        while True:
-            raw = self.response.readline()
-            if not raw:
-                raise AssertionError(f"The stream ended. Lines read since the last block: {lines}")
-            line = raw.decode().removesuffix("\n")
-            if line:
-                lines.append(line)
-            elif lines:
-                return lines
-
-    def next_event(self) -> Message:
-        """Read messages until one carries data, skipping keep-alives and positions."""
-        while True:
-            message = parse_message(self.next_block())
-            if message.data:
-                return message
-
-    def events_until(self, condition: Callable[[list[Message]], bool]) -> list[Message]:
-        """Read events until `condition` holds for those read; fails after READ_TIMEOUT_SECONDS."""
-        events: list[Message] = []
-        deadline = time.monotonic() + READ_TIMEOUT_SECONDS
-        while not condition(events):
-            assert time.monotonic() < deadline, f"condition not met by the events {events}"
-            events.append(self.next_event())
-        return events
-
-    def start(self) -> Message:
-        """Read the retry field and the first event, which a fresh viewer gets at once."""
-        assert self.next_block() == [f"retry: {RECONNECT_DELAY_MS}"]
-        return self.next_event()
-
-    def close(self) -> None:
-        self.response.close()
-        self.connection.close()
 
 
 OpenStream = Callable[..., EventStream]
