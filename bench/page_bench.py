@@ -663,7 +663,7 @@ def measure_pages(run: Run, campaign: Campaign) -> None:
         f"Campaign page {url}: {len(cases)} cases, {RECIPIENTS_PER_PAGE} rows a page, "
         f"target < {TARGET_MS:.0f} ms (median)"
     )
-    # ALLOWED_HOSTS holds loopback names only; the test client's default
+    # ALLOWED_HOSTS contains loopback names only. The test client's default
     # host, "testserver", is allowed only inside the test runner.
     client = Client(HTTP_HOST="127.0.0.1")
     for case in cases:

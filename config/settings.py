@@ -148,8 +148,9 @@ LIVE_EVENT_INTERVAL_SECONDS = env_float(
     "LIVE_EVENT_INTERVAL_SECONDS", 0.1, minimum=0.0, maximum=5.0
 )
 # Each campaign's stream of updates keeps about this many entries, so that a
-# browser that reconnects gets what it missed. One entry holds the ids of one
-# flush of outcomes (DISPATCH_FLUSH_SIZE at most) or one header.
+# browser that reconnects gets what it missed. One entry contains the ids of
+# one claim or flush (DISPATCH_BATCH_SIZE or DISPATCH_FLUSH_SIZE at most), or
+# one header.
 LIVE_STREAM_MAX_ENTRIES = env_int("LIVE_STREAM_MAX_ENTRIES", 1000, minimum=10)
 # A campaign's stream is deleted this long after its last entry.
 LIVE_STREAM_TTL_SECONDS = env_int("LIVE_STREAM_TTL_SECONDS", 3600, minimum=60)

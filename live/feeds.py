@@ -10,13 +10,13 @@ browser names when it reconnects, and turns the entries into SSE events:
 - Header: rendered at most every LIVE_HEADER_INTERVAL_SECONDS per campaign,
   whatever the number of viewers. A feed that has seen a change newer than
   the last header takes a short Redis lease, renders the header and adds it
-  to the stream; every feed relays it. A header entry names the newest entry
+  to the stream. Every feed relays it. A header entry names the newest entry
   that it includes (`covers`), and feeds keep asking until a header covers
   the newest change, so the final counts always arrive.
 - Refresh requests, relayed as Turbo refresh streams.
 
 Everything due within LIVE_EVENT_INTERVAL_SECONDS goes out as one event
-whose id is the newest entry read. When the stream no longer holds the
+whose id is the newest entry read. When the stream no longer contains the
 position that a reconnecting browser names, or never did, the feed sends the
 current header and the page's rows instead.
 """
@@ -88,7 +88,7 @@ async def read_database[T](function: Callable[..., T], *args: Any) -> T:
     """Run `function(*args)` in the request's thread for synchronous code.
 
     The database connection is closed after it (with the default
-    CONN_MAX_AGE of 0), so an open stream holds no connection between its
+    CONN_MAX_AGE of 0), so an open stream keeps no connection between its
     reads, and PostgreSQL's connection limit caps concurrent reads rather than
     open pages.
     """
@@ -204,7 +204,7 @@ class CampaignFeed:
     async def _start(self, client: aioredis.Redis) -> str:
         """Decide where the feed starts; returns the first event, if any.
 
-        The feed resumes at the viewer's position when the stream holds
+        The feed resumes at the viewer's position when the stream contains
         everything after it. Otherwise it reads the stream's newest entry
         first and the database second, and sends that state: a change that
         the read missed was published after the entry, so the feed sees it.

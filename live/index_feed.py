@@ -7,7 +7,7 @@ campaign as changed. Header entries are skipped, because the feed renders
 its own rows.
 
 Changed rows are rendered from the database with one `with_progress()` query
-and sent as one event, at most once every LIVE_HEADER_INTERVAL_SECONDS. A
+and sent as one event, at most once per LIVE_HEADER_INTERVAL_SECONDS for each viewer. A
 change read during that interval goes out when the interval ends, and every
 row is read after the entry that announced its change, so each campaign's
 final status and counts always arrive.

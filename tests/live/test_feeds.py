@@ -2,9 +2,9 @@
 how updates are coalesced, and that the final state always arrives.
 
 Each test runs its feeds in one event loop through async_to_sync, as the
-stream view does under uvicorn, in a thread of its own: the browser tests'
-sync Playwright keeps an event loop running in the main thread, where
-async_to_sync refuses to run. The feeds' database reads run in that thread.
+stream view does under uvicorn, in a thread of its own. After the browser
+tests, sync Playwright keeps an event loop running in the main thread, and
+async_to_sync raises there. The feeds' database reads run in that thread.
 Tests use `django_db(transaction=True)` because a header's version is the
 position of its read among committed transactions, so every change has to
 commit, as it does in the app.
