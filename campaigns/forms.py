@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db.models import Q, QuerySet
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from campaigns.models import Campaign, Recipient
-from campaigns.normalization import is_valid_phone, normalize_email, normalize_phone
+from campaigns.normalization import InvalidContact, clean_email, clean_name, clean_phone
 
 
 class CampaignForm(forms.ModelForm):
@@ -33,23 +33,17 @@ class RecipientForm(forms.ModelForm):
             "phone_number": forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
         }
 
+    # The same cleaning as the CSV import (campaigns/normalization.py), so a
+    # value that one accepts the other accepts too, in the same stored form.
+
+    def clean_name(self) -> str:
+        return _cleaned(clean_name, self.cleaned_data.get("name", ""))
+
     def clean_email(self) -> str:
-        email = normalize_email(self.cleaned_data.get("email", ""))
-        if email:
-            try:
-                validate_email(email)
-            except ValidationError:
-                raise ValidationError(f"“{email}” is not a valid email address.") from None
-        return email
+        return _cleaned(clean_email, self.cleaned_data.get("email", ""))
 
     def clean_phone_number(self) -> str:
-        phone = normalize_phone(self.cleaned_data.get("phone_number", ""))
-        if phone and not is_valid_phone(phone):
-            raise ValidationError(
-                f"“{phone}” is not a valid phone number: use 6 to 15 digits, "
-                "optionally starting with + and the country code."
-            )
-        return phone
+        return _cleaned(clean_phone, self.cleaned_data.get("phone_number", ""))
 
     def validate_constraints(self) -> None:
         # The checks above and the formset's duplicate check already cover the
@@ -65,6 +59,13 @@ class RecipientForm(forms.ModelForm):
         if not has_errors and not cleaned.get("email") and not cleaned.get("phone_number"):
             raise ValidationError("Enter an email address or a phone number.")
         return cleaned
+
+
+def _cleaned(clean: Callable[[str], str], value: str) -> str:
+    try:
+        return clean(value)
+    except InvalidContact as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class BaseRecipientFormSet(BaseInlineFormSet):

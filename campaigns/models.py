@@ -207,6 +207,12 @@ class Campaign(models.Model):
             status=Recipient.Status.FAILED, last_error_transient=True
         ).exists()
 
+    def active_import(self) -> Any:
+        """Return the import that is queued or running for this campaign, or None."""
+        from imports.models import ACTIVE_IMPORT_STATUSES
+
+        return self.imports.filter(status__in=ACTIVE_IMPORT_STATUSES).first()
+
     @property
     def is_active(self) -> bool:
         """True while workers may still deliver: processing or paused."""
@@ -217,14 +223,30 @@ class Campaign(models.Model):
     # fields are refreshed from the database.
 
     def start(self) -> bool:
-        """Move `pending → processing`; refused for a campaign without recipients."""
+        """Move `pending → processing`; refused for a campaign without recipients or
+        with an import that is queued or running.
+
+        The campaign's row is locked first, as an import's job and the edit
+        form lock it before they add recipients, so the checks see every
+        import queued and every recipient added before the lock.
+        """
+        from imports.models import ACTIVE_IMPORT_STATUSES, RecipientImport
+
         has_recipients = Exists(Recipient.objects.filter(campaign=OuterRef("pk")))
-        return self._transition(
-            [self.Status.PENDING],
-            self.Status.PROCESSING,
-            has_recipients,
-            started_at=timezone.now(),
+        importing = Exists(
+            RecipientImport.objects.filter(
+                campaign=OuterRef("pk"), status__in=ACTIVE_IMPORT_STATUSES
+            )
         )
+        with transaction.atomic():
+            list(Campaign.objects.select_for_update().filter(pk=self.pk).values_list("pk"))
+            return self._transition(
+                [self.Status.PENDING],
+                self.Status.PROCESSING,
+                has_recipients,
+                ~importing,
+                started_at=timezone.now(),
+            )
 
     def complete(self) -> bool:
         """Move `processing → completed` once no recipient is queued or in flight."""

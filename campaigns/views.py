@@ -200,7 +200,13 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
         return see_other(campaign.get_absolute_url())
 
     campaign.refresh_from_db(fields=["status"])
-    if campaign.status == Campaign.Status.PENDING:
+    if campaign.status == Campaign.Status.PENDING and campaign.active_import() is not None:
+        messages.error(
+            request,
+            "An import into this campaign is still running. Dispatch it once the import "
+            "has finished, so that every imported recipient is included.",
+        )
+    elif campaign.status == Campaign.Status.PENDING:
         messages.error(request, "This campaign has no recipients to dispatch. Add one first.")
     elif campaign.status == Campaign.Status.CANCELLED:
         messages.error(request, "This campaign was cancelled, so it cannot be dispatched.")

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import dj_database_url
+import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "campaigns",
     "dispatch",
     "live",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +129,26 @@ if WHITENOISE_USE_FINDERS:
 # limit of 1,000 fields would reject a form of about 200 rows.
 MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
+
+# Region whose numbering plan reads a phone number written without a country
+# code (an ISO 3166 code that libphonenumber knows, such as US, GB or DE).
+PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "US").upper()
+if PHONE_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    raise ImproperlyConfigured(
+        f"PHONE_DEFAULT_REGION={PHONE_DEFAULT_REGION!r} is not a region that phone numbers "
+        "can belong to; use a two-letter country code such as US, GB or DE."
+    )
+
+# CSV imports (imports/). Uploads are written to IMPORT_FILES_DIR, which the
+# web processes and the workers must share, and removed once the import ends.
+# A relative path is taken from the project folder.
+IMPORT_FILES_DIR = BASE_DIR / env_str("IMPORT_FILES_DIR", "var/imports")
+IMPORT_MAX_FILE_MEGABYTES = env_int("IMPORT_MAX_FILE_MEGABYTES", 200, minimum=1)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 2_000_000, minimum=1)
+# Processes that validate a large import's rows (0: one per CPU core).
+IMPORT_PROCESSES = env_int("IMPORT_PROCESSES", 0, minimum=0)
+# A failed import's file is kept this long, so that it can be run again.
+IMPORT_FILE_RETENTION_HOURS = env_int("IMPORT_FILE_RETENTION_HOURS", 24, minimum=1)
 
 # Redis: the Celery broker and the live-update fan-out. It stores nothing that
 # PostgreSQL does not also hold.
@@ -217,7 +239,7 @@ require_at_least(
 )
 DELIVERY_FAILURE_RATE = env_float("DELIVERY_FAILURE_RATE", 0.0, minimum=0.0, maximum=1.0)
 DELIVERY_FAIL_EMAIL_DOMAIN = env_str("DELIVERY_FAIL_EMAIL_DOMAIN", "fail.example.com")
-DELIVERY_FAIL_PHONE_PREFIX = env_str("DELIVERY_FAIL_PHONE_PREFIX", "+1555999")
+DELIVERY_FAIL_PHONE_PREFIX = env_str("DELIVERY_FAIL_PHONE_PREFIX", "+1202555019")
 DELIVERY_FLAKY_EMAIL_DOMAIN = env_str("DELIVERY_FLAKY_EMAIL_DOMAIN", "flaky.example.com")
 
 # Dispatch engine (dispatch/engine.py). Each value is checked at startup:

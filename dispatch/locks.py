@@ -13,7 +13,7 @@ ADVISORY_LOCK_NAMESPACE = 0x0CD1
 
 
 @contextmanager
-def advisory_lock(key: int) -> Iterator[bool]:
+def advisory_lock(key: int, namespace: int = ADVISORY_LOCK_NAMESPACE) -> Iterator[bool]:
     """Try to take the advisory lock `(namespace, key)` without waiting; yield whether
     it was taken.
 
@@ -22,7 +22,7 @@ def advisory_lock(key: int) -> Iterator[bool]:
     released on every exit path, and PostgreSQL drops it if the connection dies.
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, key])
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key])
         row = cursor.fetchone()
     acquired = bool(row and row[0])
     try:
@@ -30,4 +30,4 @@ def advisory_lock(key: int) -> Iterator[bool]:
     finally:
         if acquired:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, key])
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])

@@ -35,6 +35,7 @@ CLAIMS = "claims"  # as ROWS, for recipients that a worker claimed (now in fligh
 CAMPAIGN = "campaign"  # the campaign's status or settings changed
 HEADER = "header"  # html: the header's Turbo Stream; version; covers: an entry id
 REFRESH = "refresh"  # request_id: the Turbo request that made the change, or ""
+IMPORT = "import"  # id: a recipient import of the campaign whose progress or status changed
 
 # The position before any entry: XREAD from here returns the whole stream.
 START = "0-0"
@@ -141,6 +142,11 @@ def publish_campaign(campaign_id: int) -> None:
 def publish_refresh(campaign_id: int, request_id: str | None = None) -> None:
     """Ask the campaign's pages to load themselves again, after a change to many rows."""
     publish(campaign_id, {"kind": REFRESH, "request_id": request_id or ""})
+
+
+def publish_import(campaign_id: int, import_id: int) -> None:
+    """Announce new progress, or a new status, of one of the campaign's imports."""
+    publish(campaign_id, {"kind": IMPORT, "id": str(import_id)})
 
 
 def current_position(campaign_id: int) -> str | None:

@@ -15,7 +15,7 @@ def provider(failure_rate: float = 0.0, seed: int = 7) -> SimulatedProvider:
         delay_max=0,
         failure_rate=failure_rate,
         fail_email_domain="fail.example.com",
-        fail_phone_prefix="+1555999",
+        fail_phone_prefix="+1202555019",
         rng=random.Random(seed),
     )
 
@@ -46,7 +46,7 @@ def test_failing_domain_always_fails():
 
 def test_failing_phone_prefix_always_fails():
     with pytest.raises(DeliveryError, match="not reachable"):
-        provider().deliver(delivery(phone_number="+15559990001"))
+        provider().deliver(delivery(phone_number="+12025550195"))
 
 
 def test_failure_rate_fails_about_that_share():
