@@ -192,18 +192,23 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # The short control tasks, dispatch.start_campaign and dispatch.sweep, go to
 # a queue of their own, so that a worker that consumes only that queue runs
 # them while loops occupy every thread of the others.
-# A worker started without -Q consumes both.
+# Import jobs (imports.run_import) have a queue of their own too, so that a
+# running campaign does not hold up an import into another one.
+# A worker started without -Q consumes all three.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dispatch")
 DISPATCH_CONTROL_QUEUE = env_str("DISPATCH_CONTROL_QUEUE", "dispatch-control")
+IMPORT_QUEUE = env_str("IMPORT_QUEUE", "imports")
 # Each queue gets a direct exchange and a routing key of its own name, as
 # Celery gives its default queue when CELERY_TASK_QUEUES is unset.
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name)
-    for name in (CELERY_TASK_DEFAULT_QUEUE, DISPATCH_CONTROL_QUEUE)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, DISPATCH_CONTROL_QUEUE, IMPORT_QUEUE)
 ]
 CELERY_TASK_ROUTES = {
     "dispatch.start_campaign": {"queue": DISPATCH_CONTROL_QUEUE},
     "dispatch.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
+    "imports.run_import": {"queue": IMPORT_QUEUE},
+    "imports.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -296,6 +301,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "sweep": {
         "task": "dispatch.sweep",
+        "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": DISPATCH_SWEEP_INTERVAL_SECONDS},
+    },
+    "import-sweep": {
+        "task": "imports.sweep",
         "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": DISPATCH_SWEEP_INTERVAL_SECONDS},
     },

@@ -5,6 +5,7 @@ that the tests start (uvicorn for browser tests) inherit the same values.
 """
 
 import os
+import tempfile
 import uuid
 
 # One id per test run keeps this run's Redis channels and queues apart from a
@@ -15,6 +16,11 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("LIVE_UPDATES_CHANNEL_PREFIX", f"test-{RUN_ID}")
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"test-dispatch-{RUN_ID}")
 os.environ.setdefault("DISPATCH_CONTROL_QUEUE", f"test-dispatch-control-{RUN_ID}")
+os.environ.setdefault("IMPORT_QUEUE", f"test-imports-{RUN_ID}")
+# Uploads of this run stay out of the checkout's var/imports.
+os.environ.setdefault(
+    "IMPORT_FILES_DIR", os.path.join(tempfile.gettempdir(), f"campaign-dispatcher-test-{RUN_ID}")
+)
 os.environ.setdefault("DELIVERY_DELAY_MIN_SECONDS", "0")
 os.environ.setdefault("DELIVERY_DELAY_MAX_SECONDS", "0")
 os.environ.setdefault("DELIVERY_FAILURE_RATE", "0")

@@ -51,13 +51,18 @@ def redis_client() -> Iterator[redis.Redis]:
 def job_queue(redis_client: redis.Redis) -> Iterator[Callable[..., list[dict[str, Any]]]]:
     """Return a function listing the Celery messages waiting in this run's queues.
 
-    `job_queue()` lists the default queue, then the control queue, and
-    `job_queue(name)` lists only the queue `name`. Both queues are emptied
-    before and after the test, so each test lists only the jobs that it enqueued.
+    `job_queue()` lists the default queue, then the control queue, then the
+    import queue, and `job_queue(name)` lists only the queue `name`. The
+    queues are emptied before and after the test, so each test lists only the
+    jobs that it enqueued.
     """
     import json
 
-    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, settings.DISPATCH_CONTROL_QUEUE]
+    queues = [
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        settings.DISPATCH_CONTROL_QUEUE,
+        settings.IMPORT_QUEUE,
+    ]
     redis_client.delete(*queues)
 
     def waiting(*names: str) -> list[dict[str, Any]]:

@@ -49,14 +49,20 @@ def test_loops_go_to_default_queue(job_queue):
 
 
 def test_queue_names_differ():
-    assert settings.CELERY_TASK_DEFAULT_QUEUE != settings.DISPATCH_CONTROL_QUEUE
+    queues = [
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        settings.DISPATCH_CONTROL_QUEUE,
+        settings.IMPORT_QUEUE,
+    ]
+    assert len(set(queues)) == 3
 
 
-def test_worker_without_queues_consumes_both():
+def test_worker_without_queues_consumes_all_three():
     # `celery worker` without -Q consumes every queue of task_queues.
     assert set(celery_app.amqp.queues) == {
         settings.CELERY_TASK_DEFAULT_QUEUE,
         settings.DISPATCH_CONTROL_QUEUE,
+        settings.IMPORT_QUEUE,
     }
 
 

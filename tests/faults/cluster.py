@@ -225,8 +225,12 @@ def _start(name: str, arguments: list[str], env: dict[str, str], log_path: Path)
 
 
 def run_queues() -> tuple[str, ...]:
-    """Return this run's default and control queues, which config.test_settings names."""
-    return (settings.CELERY_TASK_DEFAULT_QUEUE, settings.DISPATCH_CONTROL_QUEUE)
+    """Return this run's queues, which config.test_settings names."""
+    return (
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        settings.DISPATCH_CONTROL_QUEUE,
+        settings.IMPORT_QUEUE,
+    )
 
 
 def start_worker(

@@ -90,7 +90,11 @@ def celery_worker() -> Iterator[WorkController]:
     database through Django. Tests need `django_db(transaction=True)` so that
     the worker can read the rows that the test and uvicorn commit.
     """
-    queues = {settings.CELERY_TASK_DEFAULT_QUEUE, settings.DISPATCH_CONTROL_QUEUE}
+    queues = {
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        settings.DISPATCH_CONTROL_QUEUE,
+        settings.IMPORT_QUEUE,
+    }
     with start_worker(
         celery_app,
         pool="threads",
@@ -98,9 +102,9 @@ def celery_worker() -> Iterator[WorkController]:
         perform_ping_check=False,
         loglevel="WARNING",
     ) as worker:
-        # uvicorn enqueues to the default and control queues, which
+        # uvicorn enqueues to the default, control and import queues, which
         # test_settings names per run. start_worker is given no queue, like
-        # `celery worker` without -Q, so this checks that it takes both names
+        # `celery worker` without -Q, so this checks that it takes every name
         # from the settings. (The celery-types stubs lack WorkController.consumer.)
         task_consumer = worker.consumer.task_consumer  # type: ignore[attr-defined]
         consumed = {q.name for q in task_consumer.queues}
