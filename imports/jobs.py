@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import Campaign, Recipient
@@ -96,7 +97,8 @@ def run_import(import_id: int, *, on_progress: ProgressCallback | None = None) -
             rows_invalid=0,
         ):
             return False
-        RecipientImport.objects.filter(pk=import_id).update(attempts=recipient_import.attempts + 1)
+        RecipientImport.objects.filter(pk=import_id).update(attempts=F("attempts") + 1)
+        recipient_import.attempts += 1
         logger.info(
             "import %s: started for campaign %s (%s, %d bytes)",
             import_id,
@@ -124,7 +126,14 @@ def run_import(import_id: int, *, on_progress: ProgressCallback | None = None) -
 def _run(recipient_import: RecipientImport, on_progress: ProgressCallback | None) -> None:
     table = staging_table(recipient_import.pk)
     _create_staging(table)
+    started = time.monotonic()
     counts = _stage_rows(recipient_import, table, on_progress)
+    logger.info(
+        "import %s: %d rows read and validated in %.1f s",
+        recipient_import.pk,
+        counts.rows_read,
+        time.monotonic() - started,
+    )
     _merge(recipient_import, table, counts)
 
 
@@ -321,6 +330,7 @@ class _Cancelled(ImportStopped):
 def _merge(recipient_import: RecipientImport, table: str, counts: Counts) -> None:
     """Add the staged rows to the campaign in one transaction, and complete the import."""
     campaign_id = recipient_import.campaign_id
+    started = time.monotonic()
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
         if campaign is None:
@@ -358,12 +368,14 @@ def _merge(recipient_import: RecipientImport, table: str, counts: Counts) -> Non
             rows_duplicate=duplicates,
         )
     logger.info(
-        "import %s: completed; %d rows read, %d added, %d invalid, %d duplicates",
+        "import %s: completed; %d rows read, %d added, %d invalid, %d duplicates; "
+        "final transaction %.1f s",
         recipient_import.pk,
         counts.rows_read,
         added,
         counts.invalid,
         duplicates,
+        time.monotonic() - started,
     )
     with suppress(FileNotFoundError):
         recipient_import.path.unlink()

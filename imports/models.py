@@ -39,6 +39,7 @@ class RecipientImport(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="imports")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.MAPPING)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
 
