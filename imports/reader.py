@@ -16,6 +16,7 @@ import os
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -173,7 +174,8 @@ def _zip_message(path: str | os.PathLike[str]) -> str:
             if "mimetype" in names:
                 with archive.open("mimetype") as member:
                     mimetype = member.read(100)
-    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError):
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, zlib.error):
+        # A damaged or encrypted archive is still reported as a ZIP archive.
         names = set()
         mimetype = b""
 

@@ -773,3 +773,28 @@ def test_detect_format_streams(tmp_path: Path) -> None:
 
     assert fmt == FileFormat("utf-8", ",")
     assert peak < 8 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(set(READABLE) | set(UNREADABLE)))
+def test_truncated_files_fail_cleanly(tmp_path: Path, name: str) -> None:
+    """Every prefix of a corpus file is read or raises UnreadableFile, never another error."""
+    content = (FILES / name).read_bytes()
+    path = tmp_path / name
+    # Every length of a file under 400 bytes, and about 200 lengths of a larger one.
+    ends = sorted({*range(0, len(content), max(1, len(content) // 200)), len(content)})
+    readable_prefixes = 0
+    for end in ends:
+        path.write_bytes(content[:end])
+        try:
+            fmt = detect_format(path)
+            list(iter_records(path, fmt))
+            preview(path, fmt)
+        except UnreadableFile:
+            continue
+        readable_prefixes += 1
+
+    # The whole file is one of the prefixes.
+    if name in READABLE:
+        assert readable_prefixes > 0
+    else:
+        assert readable_prefixes < len(ends)
