@@ -39,7 +39,8 @@ _INVISIBLE = dict.fromkeys(
 _SPACES = dict.fromkeys(map(ord, "\u00a0\u202f\u2007\u2009\u200a\u3000\t\r\n\v\f"), " ")
 _CLEAN_TABLE = str.maketrans({**_INVISIBLE, **_SPACES})
 _RUNS_OF_SPACES = re.compile(r" {2,}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 control characters (C1 shows up when Latin-1 text holds Windows-1252 bytes).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Separators people type inside phone numbers. They carry no meaning, so
 # "+1 (202) 555-0101" and "+12025550101" are the same number.

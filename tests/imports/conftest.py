@@ -18,9 +18,9 @@ DEFAULT_MAPPING = {"name_column": 0, "email_column": 1, "phone_column": 2}
 
 
 @pytest.fixture(autouse=True)
-def import_files_dir(settings: Any, tmp_path: Path) -> Path:
-    folder = tmp_path / "imports"
-    folder.mkdir()
+def import_files_dir(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A folder apart from tmp_path, which tests fill with files of their own.
+    folder = tmp_path_factory.mktemp("imports")
     settings.IMPORT_FILES_DIR = folder
     return folder
 
