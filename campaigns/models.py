@@ -7,6 +7,7 @@ status, so when two processes race, the row count shows which one won.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,30 @@ from campaigns.normalization import normalize_email, normalize_phone
 
 # Failure reasons are shown in the recipients table; longer messages are cut.
 FAILURE_REASON_MAX_LENGTH = 255
+
+CAMPAIGN_NAME_MAX_LENGTH = 200
+
+# The suffix that `copy_name` adds: " (copy)" for the first copy, then
+# " (copy 2)", " (copy 3)" and so on for a copy of a copy.
+_COPY_SUFFIX = re.compile(r" \(copy(?: (?P<number>[1-9][0-9]{0,8}))?\)$")
+
+
+def copy_name(name: str) -> str:
+    """Name the duplicate of a campaign named `name`.
+
+    "Launch" becomes "Launch (copy)", "Launch (copy)" becomes "Launch (copy 2)"
+    and "Launch (copy 2)" becomes "Launch (copy 3)". The base name is cut so
+    that the result fits CAMPAIGN_NAME_MAX_LENGTH.
+    """
+    base = name.strip()
+    number = 1
+    match = _COPY_SUFFIX.search(base)
+    if match and match.start() > 0:
+        base = base[: match.start()]
+        number = int(match.group("number") or 1) + 1
+    suffix = " (copy)" if number == 1 else f" (copy {number})"
+    base = base[: CAMPAIGN_NAME_MAX_LENGTH - len(suffix)].rstrip()
+    return base + suffix
 
 
 @dataclass(frozen=True)
@@ -116,7 +141,7 @@ class CampaignQuerySet(models.QuerySet["Campaign"]):
 class Campaign(models.Model):
     Status = CampaignStatus
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=CAMPAIGN_NAME_MAX_LENGTH)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -367,6 +392,38 @@ class Campaign(models.Model):
                 return False
             locked.delete()
         return True
+
+    def duplicate(self) -> Campaign:
+        """Create a pending copy of the campaign with the same recipients, all queued.
+
+        The recipients are copied by one INSERT ... SELECT, so none is loaded
+        into Python, and the status count triggers count them like any other
+        insert. Delivery bookkeeping (attempts, claims, outcomes) is not copied.
+        """
+        recipients = Recipient._meta.db_table
+        with transaction.atomic():
+            copy = Campaign.objects.create(
+                name=copy_name(self.name), rate_limit_per_second=self.rate_limit_per_second
+            )
+            with connection.cursor() as cursor:
+                # Every NOT NULL column is named, because Django keeps most
+                # model defaults in Python rather than in the table.
+                cursor.execute(
+                    f"""
+                    INSERT INTO {recipients}
+                           (campaign_id, name, email, phone_number, status, failure_reason,
+                            processed_at, attempts, attempt_base, next_attempt_at, claim_token,
+                            claimed_at, lease_expires_at, last_error_transient,
+                            provider_message_id, version)
+                    SELECT %s, name, email, phone_number, %s, '', NULL, 0, 0, NULL, NULL,
+                           NULL, NULL, false, '', 0
+                      FROM {recipients}
+                     WHERE campaign_id = %s
+                     ORDER BY id
+                    """,
+                    [copy.pk, Recipient.Status.QUEUED, self.pk],
+                )
+        return copy
 
 
 class Recipient(models.Model):

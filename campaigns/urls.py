@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from campaigns import views
+from campaigns import export, recipient_views, views
 
 app_name = "campaigns"
 
@@ -17,6 +17,19 @@ urlpatterns = [
     path("campaigns/<int:pk>/resume", views.resume, name="resume"),
     path("campaigns/<int:pk>/cancel", views.cancel, name="cancel"),
     path("campaigns/<int:pk>/retry-failed", views.retry_failed, name="retry_failed"),
+    path("campaigns/<int:pk>/duplicate", views.duplicate, name="duplicate"),
+    path("campaigns/<int:pk>/export.csv", export.export_csv, name="export"),
+    path("campaigns/<int:pk>/recipients/new", recipient_views.create, name="recipient_create"),
+    path(
+        "campaigns/<int:pk>/recipients/<int:recipient_pk>/edit",
+        recipient_views.edit,
+        name="recipient_edit",
+    ),
+    path(
+        "campaigns/<int:pk>/recipients/<int:recipient_pk>/delete",
+        recipient_views.delete,
+        name="recipient_delete",
+    ),
     path(
         "campaigns/<int:pk>/recipients/<int:recipient_pk>/attempts",
         views.attempts,

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 CAMPAIGNS_PER_PAGE = 20
 RECIPIENTS_PER_PAGE = 50
+# Posted by the edit form of a campaign whose recipients are edited in its table.
+RECIPIENTS_IN_TABLE = "recipients_in_table"
 
 _READ_ONLY_MESSAGE = "This campaign was already dispatched; it is read-only."
 _CANCELLED_MESSAGE = "This campaign was cancelled, so it can no longer be edited or deleted."
@@ -96,6 +99,8 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "is_filtered": bool(request.GET.get("status") or request.GET.get("q")),
         "page": page,
         "stream_url": f"{stream_url}?{urlencode(stream_query, safe=',')}",
+        # The recipient pages return to this URL, with its page and filter.
+        "return_to": request.get_full_path(),
     }
     return render(request, "campaigns/detail.html", context, status=status)
 
@@ -114,11 +119,53 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
     if not campaign.is_editable:
         messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
+    # A campaign with more recipients than the nested form takes is edited
+    # without them. Its recipients are edited one at a time in the table on
+    # the campaign page. That form posts RECIPIENTS_IN_TABLE, so a campaign
+    # that shrank meanwhile is still saved without touching its recipients.
+    in_table = _has_too_many_rows(campaign) or RECIPIENTS_IN_TABLE in request.POST
     if request.method == "GET":
+        if in_table:
+            return _render_campaign_form(request, CampaignForm(instance=campaign))
         return _render_form(
             request, CampaignForm(instance=campaign), RecipientFormSet(instance=campaign)
         )
+    if in_table:
+        return _save_campaign_only(request, campaign)
     return _save(request, campaign_id=campaign.pk)
+
+
+def _has_too_many_rows(campaign: Campaign) -> bool:
+    """Return whether the campaign has more recipients than the nested form takes.
+
+    Reads the status counts, so the cost does not grow with the campaign.
+    """
+    return campaign.progress().total > settings.MAX_RECIPIENT_ROWS
+
+
+def _save_campaign_only(request: HttpRequest, campaign: Campaign) -> HttpResponse:
+    """Validate and save the campaign's own fields; its recipients stay as they are."""
+    form = CampaignForm(request.POST, instance=campaign)
+    if not form.is_valid():
+        return _render_campaign_form(request, form, status=422)
+    with transaction.atomic():
+        if not _lock_if_pending(campaign.pk):
+            messages.error(request, _read_only_message(_stored_status(campaign.pk)))
+            return see_other(campaign.get_absolute_url())
+        form.save()
+        _refresh_other_pages_on_commit(request, campaign.pk)
+    logger.info("campaign %s: saved without its recipients", campaign.pk)
+    messages.success(request, f"Campaign “{campaign.name}” saved.")
+    return see_other(campaign.get_absolute_url())
+
+
+def _lock_if_pending(campaign_id: int) -> bool:
+    """Lock the campaign row until the transaction ends; return whether it is pending."""
+    return (
+        Campaign.objects.select_for_update()
+        .filter(pk=campaign_id, status=Campaign.Status.PENDING)
+        .exists()
+    )
 
 
 def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
@@ -305,6 +352,19 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
     return see_other(campaign.get_absolute_url())
 
 
+@require_POST
+def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    copy = campaign.duplicate()
+    logger.info("campaign %s: duplicated as campaign %s", pk, copy.pk)
+    messages.success(
+        request,
+        f"Campaign “{copy.name}” created as a copy of “{campaign.name}”, with every "
+        "recipient queued. It is pending until you dispatch it.",
+    )
+    return see_other(copy.get_absolute_url())
+
+
 def attempts(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
     recipient = get_object_or_404(Recipient, pk=recipient_pk, campaign_id=pk)
     context = {
@@ -349,4 +409,17 @@ def _render_form(
     status: int = 200,
 ) -> HttpResponse:
     context = {"form": form, "formset": formset, "campaign": form.instance}
+    return render(request, "campaigns/form.html", context, status=status)
+
+
+def _render_campaign_form(
+    request: HttpRequest, form: CampaignForm, status: int = 200
+) -> HttpResponse:
+    """Render the edit page of a campaign whose recipients are edited in its table."""
+    context = {
+        "form": form,
+        "campaign": form.instance,
+        "recipients_in_table": RECIPIENTS_IN_TABLE,
+        "max_recipient_rows": settings.MAX_RECIPIENT_ROWS,
+    }
     return render(request, "campaigns/form.html", context, status=status)
