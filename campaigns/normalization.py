@@ -87,7 +87,7 @@ def clean_email(value: str) -> str:
     try:
         return validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise InvalidContact(str(exc)) from None
+        raise InvalidContact(f"“{email}” is not a valid email address. {exc}") from None
 
 
 def clean_phone(value: str, region: str | None = None) -> str:

@@ -149,7 +149,9 @@ def test_invalid_email_rejected(client: Client) -> None:
 
     html = assert_rejected(post(client, form_data("Spring launch", rows)))
 
-    error = "“grace.example.com” is not a valid email address."
+    error = (
+        "“grace.example.com” is not a valid email address. An email address must have an @-sign."
+    )
     assert error in field_html(html, "recipients-1-email")
     assert error not in field_html(html, "recipients-0-email")
     assert 'value="grace.example.com"' in field_html(html, "recipients-1-email")
@@ -164,7 +166,7 @@ def test_invalid_phone_rejected(client: Client) -> None:
     html = assert_rejected(post(client, form_data("Spring launch", rows)))
 
     phone_field = field_html(html, "recipients-1-phone_number")
-    assert "“55501” is not a valid phone number" in phone_field
+    assert "“555-01” is not a valid phone number" in phone_field
     assert 'value="555-01"' in phone_field
     assert 'value="ada@example.com"' in field_html(html, "recipients-0-email")
 

@@ -1,4 +1,4 @@
-"""Queues: control tasks apart from worker loops, and the sweep's expiry."""
+"""Queues: control tasks and imports apart from worker loops, and the sweep's expiry."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from django.conf import settings
 
 from config.celery import app as celery_app
 from dispatch.tasks import dispatch_campaign_later, sweep_task, wake_campaign_later
+from imports.tasks import run_import_later
+from imports.tasks import sweep_task as import_sweep_task
 
 
 def task_names(jobs: list[dict]) -> list[str]:
@@ -35,7 +37,21 @@ def test_live_updates_use_no_queue():
     celery_app.loader.import_default_modules()
 
     registered = {name for name in celery_app.tasks if not name.startswith("celery.")}
-    assert registered == {"dispatch.start_campaign", "dispatch.process_campaign", "dispatch.sweep"}
+    assert registered == {
+        "dispatch.start_campaign",
+        "dispatch.process_campaign",
+        "dispatch.sweep",
+        "imports.run_import",
+        "imports.sweep",
+    }
+
+
+def test_imports_go_to_the_import_queue(job_queue):
+    run_import_later(7)
+    import_sweep_task.delay()
+
+    assert task_names(job_queue(settings.IMPORT_QUEUE)) == ["imports.run_import"]
+    assert task_names(job_queue(settings.DISPATCH_CONTROL_QUEUE)) == ["imports.sweep"]
 
 
 def test_loops_go_to_default_queue(job_queue):
