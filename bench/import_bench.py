@@ -66,11 +66,17 @@ def say(message: str = "") -> None:
 
 
 def valid_prefixes() -> tuple[list[int], list[int]]:
-    """Return North American area codes and exchanges that libphonenumber accepts."""
+    """Return US area codes and exchanges that libphonenumber accepts."""
     import phonenumbers
 
     def valid(number: str) -> bool:
-        return phonenumbers.is_valid_number(phonenumbers.parse(number))
+        parsed = phonenumbers.parse(number)
+        # Caribbean and Canadian area codes have rules of their own; US ones
+        # accept every exchange that the check with area 212 accepts.
+        return (
+            phonenumbers.is_valid_number(parsed)
+            and phonenumbers.region_code_for_number(parsed) == "US"
+        )
 
     areas = [area for area in range(201, 990) if valid(f"+1{area}2345678")]
     exchanges = [exchange for exchange in range(201, 990) if valid(f"+1212{exchange}4567")]
