@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from campaigns.forms import RecipientCleaning
 from campaigns.models import Campaign, Recipient
 
 
@@ -19,8 +20,15 @@ def _is_frozen(campaign: Campaign | None) -> bool:
     return campaign is not None and not campaign.is_editable
 
 
+class RecipientInlineForm(RecipientCleaning):
+    class Meta:
+        model = Recipient
+        fields = ["name", "email", "phone_number"]
+
+
 class RecipientInline(admin.TabularInline):
     model = Recipient
+    form = RecipientInlineForm
     fields = ["name", "email", "phone_number", "status", "failure_reason", "processed_at"]
     readonly_fields = ["status", "failure_reason", "processed_at"]
     extra = 0
@@ -66,7 +74,7 @@ class CampaignAdmin(admin.ModelAdmin):
         return Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
 
 
-class RecipientAdminForm(forms.ModelForm):
+class RecipientAdminForm(RecipientCleaning):
     class Meta:
         model = Recipient
         fields = ["campaign", "name", "email", "phone_number"]

@@ -23,18 +23,12 @@ class CampaignForm(forms.ModelForm):
         error_messages = {"name": {"required": "Enter a campaign name."}}
 
 
-class RecipientForm(forms.ModelForm):
-    class Meta:
-        model = Recipient
-        fields = ["name", "email", "phone_number"]
-        labels = {"phone_number": "Phone"}
-        widgets = {
-            "email": forms.EmailInput(attrs={"autocomplete": "off"}),
-            "phone_number": forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
-        }
+class RecipientCleaning(forms.ModelForm):
+    """The cleaning of a recipient's name, email and phone number that every form shares.
 
-    # The same cleaning as the CSV import (campaigns/normalization.py), so a
-    # value that one accepts the other accepts too, in the same stored form.
+    It is the CSV import's cleaning too (campaigns/normalization.py), so a
+    value that one accepts the other accepts, in the same stored form.
+    """
 
     def clean_name(self) -> str:
         return _cleaned(clean_name, self.cleaned_data.get("name", ""))
@@ -44,6 +38,17 @@ class RecipientForm(forms.ModelForm):
 
     def clean_phone_number(self) -> str:
         return _cleaned(clean_phone, self.cleaned_data.get("phone_number", ""))
+
+
+class RecipientForm(RecipientCleaning):
+    class Meta:
+        model = Recipient
+        fields = ["name", "email", "phone_number"]
+        labels = {"phone_number": "Phone"}
+        widgets = {
+            "email": forms.EmailInput(attrs={"autocomplete": "off"}),
+            "phone_number": forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+        }
 
     def validate_constraints(self) -> None:
         # The checks above and the formset's duplicate check already cover the

@@ -330,3 +330,21 @@ def test_recipient_delete_allowed_when_pending(
 
     assert response.status_code == 302
     assert not Recipient.objects.filter(pk=recipient.pk).exists()
+
+
+def test_recipient_add_uses_the_form_cleaning(
+    admin_client: Client, make_campaign: MakeCampaign
+) -> None:
+    campaign = make_campaign()
+    data = {**recipient_post(campaign, "added@Example.COM"), "phone_number": "(202) 555-0177"}
+
+    admin_client.post(reverse("admin:campaigns_recipient_add"), data)
+    rejected = admin_client.post(
+        reverse("admin:campaigns_recipient_add"),
+        {**recipient_post(campaign, "other@example.com"), "phone_number": "4.47700E+11"},
+    )
+
+    added = campaign.recipients.get(email="added@example.com")
+    assert added.phone_number == "+12025550177"
+    assert "scientific notation" in rejected.content.decode()
+    assert not campaign.recipients.filter(email="other@example.com").exists()
