@@ -37,6 +37,7 @@ class ImportFileForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.receiver = receiver
         self.file_format: reader.FileFormat | None = None
         self.preview: reader.Preview | None = None
         # A file over the limit never reaches request.FILES, and the field's
@@ -48,6 +49,11 @@ class ImportFileForm(forms.Form):
     def has_file(self) -> bool:
         """Whether the request carried a file, kept or rejected."""
         return FILE_FIELD in self.files or self.rejected_size is not None
+
+    def keep_file(self) -> None:
+        """Keep the stored file, which an import committed in the database now names."""
+        if self.receiver is not None:
+            self.receiver.keep()
 
     def clean_file(self) -> StoredUpload | None:
         rejected_size = self.rejected_size
@@ -144,7 +150,8 @@ class MappingForm(forms.Form):
         }
         initial["has_header"] = recipient_import.has_header
         initial["phone_region"] = recipient_import.phone_region
-        super().__init__(*args, initial=initial, **kwargs)
+        kwargs["initial"] = initial
+        super().__init__(*args, **kwargs)
         self.recipient_import = recipient_import
         choices = column_choices(recipient_import)
         mapped = {

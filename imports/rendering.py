@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from django.db.models import Case, Value, When
 from django.template.loader import render_to_string
 
-from imports.models import ImportIssue, RecipientImport
+from imports.models import ACTIVE_IMPORT_STATUSES, ImportIssue, RecipientImport
 from live import broadcasts
 
 # Report rows shown on the page; the CSV download has them all.
@@ -46,6 +47,13 @@ def render_progress_streams(campaign_id: int, import_ids: Collection[int]) -> st
     return "".join(progress_stream(recipient_import) for recipient_import in imports.order_by("id"))
 
 
-def latest_import(campaign_id: int) -> RecipientImport | None:
-    """Return the campaign's newest import, which its page shows, or None."""
-    return RecipientImport.objects.filter(campaign_id=campaign_id).order_by("-created_at", "-id").first()
+def shown_import(campaign_id: int) -> RecipientImport | None:
+    """Return the import that the campaign page shows, or None when it has none.
+
+    That is the queued or running import when there is one, since dispatch
+    waits for it, and otherwise the newest import. One query.
+    """
+    imports = RecipientImport.objects.filter(campaign_id=campaign_id).annotate(
+        inactive=Case(When(status__in=ACTIVE_IMPORT_STATUSES, then=Value(0)), default=Value(1))
+    )
+    return imports.order_by("inactive", "-created_at", "-id").first()

@@ -75,10 +75,6 @@ class StoredUpload(UploadedFile):
     def path(self) -> Path:
         return Path(settings.IMPORT_FILES_DIR) / self.stored_name
 
-    def open(self, mode: str | None = None) -> StoredUpload:
-        self.file = self.path.open(mode or "rb")
-        return self
-
 
 class ImportFileHandler(FileUploadHandler):
     """Writes the file of field FILE_FIELD to IMPORT_FILES_DIR, up to `max_bytes`.
@@ -108,7 +104,7 @@ class ImportFileHandler(FileUploadHandler):
         input_data: Any,
         META: dict[str, Any],
         content_length: int,
-        boundary: bytes,
+        boundary: str,
         encoding: str | None = None,
     ) -> None:
         if content_length > self.max_bytes + MULTIPART_OVERHEAD_BYTES:
@@ -207,9 +203,12 @@ def receive_file(request: HttpRequest) -> FileReceiver:
 
 
 def create_import(
-    campaign: Campaign, upload: StoredUpload, file_format: reader.FileFormat, preview: reader.Preview
+    campaign: Campaign,
+    upload: StoredUpload,
+    file_format: reader.FileFormat,
+    preview: reader.Preview,
 ) -> RecipientImport:
-    """Create the import of a stored upload, waiting for its mapping, from what the reader detected."""
+    """Create the import of a stored upload, waiting for its mapping, from what the reader found."""
     mapping = preview.mapping
     recipient_import = RecipientImport.objects.create(
         campaign=campaign,

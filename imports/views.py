@@ -78,7 +78,7 @@ def _new_page(request: HttpRequest, pk: int) -> HttpResponse:
     if not campaign.is_editable:
         messages.error(request, _not_pending_message(campaign))
         return see_other(campaign.get_absolute_url())
-    return _render_new(request, campaign, form)
+    return _render_new(request, campaign)
 
 
 @csrf_protect
@@ -100,7 +100,7 @@ def _upload(request: HttpRequest, pk: int, receiver: uploads.FileReceiver) -> Ht
             messages.error(request, _not_pending_message(locked))
             return see_other(campaign.get_absolute_url())
         recipient_import = uploads.create_import(locked, upload, form.file_format, form.preview)
-    receiver.keep()
+    form.keep_file()
     return see_other(recipient_import.get_absolute_url())
 
 
@@ -215,7 +215,9 @@ def discard(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
         finished_at=timezone.now(),
     )
     if not discarded:
-        messages.error(request, "Only an upload that waits for its column mapping can be discarded.")
+        messages.error(
+            request, "Only an upload that waits for its column mapping can be discarded."
+        )
         return see_other(recipient_import.get_absolute_url())
     _delete_file(recipient_import)
     logger.info("campaign %s: import %s discarded", pk, recipient_import.pk)
@@ -307,7 +309,9 @@ async def report(request: HttpRequest, pk: int, import_id: int) -> StreamingHttp
         raise Http404("Import not found.")
     stem = recipient_import.file_name.rsplit(".", 1)[0] or "import"
     file_name = f"{_safe_file_name(stem)}-report.csv"
-    response = StreamingHttpResponse(_report_lines(import_id), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        _report_lines(import_id), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{file_name}"'
     return response
 
@@ -341,9 +345,7 @@ def _report_page(import_id: int, after: tuple[int, int] | None) -> list[dict[str
     if after is not None:
         line, issue_id = after
         issues = issues.filter(Q(line__gt=line) | Q(line=line, id__gt=issue_id))
-    return list(
-        issues.order_by("line", "id").values("id", *REPORT_COLUMNS)[:REPORT_PAGE_ROWS]
-    )
+    return list(issues.order_by("line", "id").values("id", *REPORT_COLUMNS)[:REPORT_PAGE_ROWS])
 
 
 def _report_row(row: dict[str, Any]) -> list[str]:
