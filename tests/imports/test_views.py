@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.messages import get_messages
+from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client
 from django.urls import reverse
 from pytest_django.fixtures import Settings
@@ -459,7 +460,8 @@ def test_report_csv(
 
     async def download() -> tuple[Any, str]:
         response = await AsyncClient().get(url("report", recipient_import))
-        body = b"".join([chunk async for chunk in response.streaming_content])
+        assert isinstance(response, StreamingHttpResponse)
+        body = b"".join([chunk async for chunk in response])
         return response, body.decode()
 
     # In a thread of its own: after the browser tests, sync Playwright keeps
