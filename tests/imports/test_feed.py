@@ -31,7 +31,9 @@ def shows_import(recipient_import: RecipientImport, rows_read: int) -> Callable[
 
 
 def test_feed_sends_import_panel(
-    make_campaign: Callable[..., Campaign], import_dir: Path, run: Any
+    make_campaign: Callable[..., Campaign],
+    import_dir: Path,
+    run: Any,  # noqa: F811
 ) -> None:
     campaign = make_campaign()
     recipient_import = make_import(campaign, import_dir, status="running", rows_read=3)
@@ -55,7 +57,9 @@ def test_feed_sends_import_panel(
 
 
 def test_feed_ignores_other_campaigns_import(
-    make_campaign: Callable[..., Campaign], import_dir: Path, run: Any
+    make_campaign: Callable[..., Campaign],
+    import_dir: Path,
+    run: Any,  # noqa: F811
 ) -> None:
     campaign = make_campaign()
     other = make_campaign(name="Other")
