@@ -1,7 +1,7 @@
 """Every file of the reader's corpus through the upload page, and the job for readable ones.
 
-Which rows each file adds and reports is checked elsewhere; here no step may
-answer with a server error, and an unreadable file must get a form error.
+Which rows each file adds and reports is checked elsewhere. Here no step may
+return a server error, and an unreadable file must get a form error.
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ document.addEventListener("turbo:before-stream-render", (event) => {
 class MergeGate:
     """Holds the import job between reading the file and adding its rows, until opened.
 
-    The job runs in this process's worker thread, so the test sees the
-    running state on the page before the import completes.
+    The job runs in this process's worker thread, so the page shows the
+    running state before the import completes.
     """
 
     def __init__(self) -> None:
