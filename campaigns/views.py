@@ -16,12 +16,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns.forms import CampaignForm, RecipientFilterForm, RecipientFormSet
 from campaigns.models import Campaign, Recipient
 from campaigns.pagination import RecipientPaginator
 from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
+from imports import uploads
+from imports.forms import ImportFileForm
+from imports.rendering import progress_context, shown_import
 from live import streams
 from live.broadcasts import broadcast_campaign, broadcast_refresh, header_context, turbo_request_id
 
@@ -67,7 +71,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     # below miss.
     stream_position = streams.current_position(pk)
     campaign = get_object_or_404(Campaign.objects.with_progress(), pk=pk)
-    header = header_context(campaign)
+    # The import panel's query also tells the header whether dispatch waits.
+    shown = shown_import(pk)
+    header = header_context(campaign, active_import=shown if shown and shown.is_active else None)
     filter_form = RecipientFilterForm(request.GET)
     count = None
     if filter_form.is_valid():
@@ -95,6 +101,8 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     stream_url = reverse("live:campaign_stream", args=[pk])
     context = {
         **header,
+        "shown_import": shown,
+        "shown_import_issues": progress_context(shown)["issues"] if shown else [],
         "filter_form": filter_form,
         "is_filtered": bool(request.GET.get("status") or request.GET.get("q")),
         "page": page,
@@ -105,12 +113,33 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "campaigns/detail.html", context, status=status)
 
 
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 def create(request: HttpRequest) -> HttpResponse:
+    """Create a campaign from typed rows, a CSV file, or both.
+
+    A file goes to IMPORT_FILES_DIR as it arrives, so its upload handler is
+    installed before anything reads the POST data. The CSRF check runs
+    after that, in `_create`.
+    """
     if request.method == "GET":
+        return _create(request, receiver=None)
+    receiver = uploads.receive_file(request)
+    try:
+        return _create(request, receiver)
+    finally:
+        receiver.discard()
+
+
+@csrf_protect
+def _create(request: HttpRequest, receiver: uploads.FileReceiver | None) -> HttpResponse:
+    if receiver is None:
         campaign = Campaign()
-        return _render_form(request, CampaignForm(), RecipientFormSet(instance=campaign))
-    return _save(request, campaign_id=None)
+        return _render_form(
+            request, CampaignForm(), RecipientFormSet(instance=campaign), ImportFileForm()
+        )
+    file_form = ImportFileForm(request.POST, request.FILES, receiver=receiver, required=False)
+    return _save(request, campaign_id=None, file_form=file_form)
 
 
 @require_http_methods(["GET", "POST"])
@@ -168,11 +197,23 @@ def _lock_if_pending(campaign_id: int) -> bool:
     )
 
 
-def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
-    """Validate and save the posted campaign form; a new campaign when `campaign_id` is None."""
+def _save(
+    request: HttpRequest, campaign_id: int | None, file_form: ImportFileForm | None = None
+) -> HttpResponse:
+    """Validate and save the posted campaign form; a new campaign when `campaign_id` is None.
+
+    With a file in `file_form`, the campaign needs no typed row, and its
+    import is created in the same transaction, waiting for its mapping.
+    """
     form, formset = _bind(request, campaign_id)
-    if not (form.is_valid() and formset.is_valid()):
-        return _render_form(request, form, formset, status=422)
+    if file_form is not None and file_form.has_file:
+        # The file brings the recipients, so no typed row is required.
+        formset.validate_min = False
+    forms_valid = [form.is_valid(), formset.is_valid()]
+    if file_form is not None:
+        forms_valid.append(file_form.is_valid())
+    if not all(forms_valid):
+        return _render_form(request, form, formset, file_form, status=422)
 
     campaign = form.instance
     try:
@@ -188,6 +229,14 @@ def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
                 return see_other(campaign.get_absolute_url())
             form.save()
             formset.save()
+            upload = file_form.cleaned_data.get("file") if file_form is not None else None
+            recipient_import = None
+            if upload is not None:
+                assert file_form is not None
+                assert file_form.file_format is not None and file_form.preview is not None
+                recipient_import = uploads.create_import(
+                    campaign, upload, file_form.file_format, file_form.preview
+                )
     except IntegrityError:
         # Another request changed the same rows between validation and save.
         # The failed save left primary keys on the bound instances, so the
@@ -197,10 +246,19 @@ def _save(request: HttpRequest, campaign_id: int | None) -> HttpResponse:
         form.is_valid()
         formset.is_valid()
         formset.non_form_errors().append(_CONFLICT_MESSAGE)
-        return _render_form(request, form, formset, status=422)
+        return _render_form(request, form, formset, file_form, status=422)
 
     verb = "created" if campaign_id is None else "saved"
     logger.info("campaign %s: %s", campaign.pk, verb)
+    if recipient_import is not None:
+        assert file_form is not None
+        file_form.keep_file()
+        messages.success(
+            request,
+            f"Campaign “{campaign.name}” {verb}. Choose the columns of "
+            f"“{recipient_import.file_name}” to import its recipients.",
+        )
+        return see_other(recipient_import.get_absolute_url())
     messages.success(request, f"Campaign “{campaign.name}” {verb}.")
     return see_other(campaign.get_absolute_url())
 
@@ -406,9 +464,17 @@ def _render_form(
     request: HttpRequest,
     form: CampaignForm,
     formset: BaseInlineFormSet[Any, Any, Any],
+    file_form: ImportFileForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    context = {"form": form, "formset": formset, "campaign": form.instance}
+    """Render the campaign form; `file_form` adds the CSV file input of the new-campaign page."""
+    context = {
+        "form": form,
+        "formset": formset,
+        "file_form": file_form,
+        "campaign": form.instance,
+        "max_megabytes": settings.IMPORT_MAX_FILE_MEGABYTES,
+    }
     return render(request, "campaigns/form.html", context, status=status)
 
 

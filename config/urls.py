@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("campaigns.urls")),
     path("", include("live.urls")),
+    path("campaigns/<int:pk>/imports/", include("imports.urls")),
 ]

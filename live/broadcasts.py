@@ -23,9 +23,16 @@ from django.utils.module_loading import import_string
 from campaigns.models import Campaign, Recipient
 from live import rates, streams
 
+# The default of `header_context`'s active_import: not read yet.
+UNKNOWN: Any = object()
 
-def header_context(campaign: Campaign) -> dict[str, Any]:
+
+def header_context(campaign: Campaign, active_import: Any = UNKNOWN) -> dict[str, Any]:
     """Build the template context of the progress header.
+
+    `active_import` is the campaign's queued or running import, or None; a
+    caller that already read it passes it, and otherwise a pending campaign
+    costs one query more.
 
     Costs one query that sums the campaign's status count changes (none for
     a campaign read with `with_progress()`, whose version the header then
@@ -41,8 +48,16 @@ def header_context(campaign: Campaign) -> dict[str, Any]:
         and progress.failed > 0
         and campaign.has_retryable_failures()
     )
+    # Dispatch waits for a running import, so the header says so. Only a
+    # pending campaign can have one that matters, which spares the query
+    # in the headers rendered during a dispatch.
+    if campaign.status != Campaign.Status.PENDING:
+        active_import = None
+    elif active_import is UNKNOWN:
+        active_import = campaign.active_import()
     return {
         "campaign": campaign,
+        "active_import": active_import,
         "progress": progress,
         "activity": rates.activity(campaign, progress),
         "can_retry_failed": can_retry_failed,

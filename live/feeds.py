@@ -14,6 +14,9 @@ browser names when it reconnects, and turns the entries into SSE events:
   that it includes (`covers`), and feeds keep asking until a header covers
   the newest change, so the final counts always arrive.
 - Refresh requests, relayed as Turbo refresh streams.
+- Imports: the progress panel of each import that announced a change,
+  read from the database when it is sent, like rows. The header is due too,
+  because it says whether dispatch waits for an import.
 
 Everything due within LIVE_EVENT_INTERVAL_SECONDS goes out as one event
 whose id is the newest entry read. When the stream no longer contains the
@@ -35,6 +38,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from campaigns.models import Campaign, Recipient
+from imports.rendering import progress_stream, render_progress_streams, shown_import
 from live import broadcasts, streams
 
 logger = logging.getLogger(__name__)
@@ -121,11 +125,18 @@ def render_rows(campaign_id: int, committed_at: dict[int, float | None]) -> str:
 
 
 def render_state(campaign_id: int, recipient_ids: frozenset[int]) -> str:
-    """Render the current header and the viewer's rows."""
+    """Render the current header, the viewer's rows and the panel of the import
+    that the campaign page shows.
+
+    A page that shows another import, or none, ignores a stream whose target
+    it lacks.
+    """
     header = render_header_stream(campaign_id)
     if header is None:
         return ""
-    return header[0] + render_rows(campaign_id, dict.fromkeys(recipient_ids))
+    recipient_import = shown_import(campaign_id)
+    panel = progress_stream(recipient_import) if recipient_import is not None else ""
+    return header[0] + render_rows(campaign_id, dict.fromkeys(recipient_ids)) + panel
 
 
 class CampaignFeed:
@@ -147,6 +158,7 @@ class CampaignFeed:
         self.header: str | None = None
         self.header_version = -1
         self.refreshes: list[str] = []
+        self.imports: set[int] = set()
 
         # The newest change read, and the newest entry that a header covers.
         self.changed_up_to = (0, 0)
@@ -162,7 +174,7 @@ class CampaignFeed:
 
     @property
     def has_output(self) -> bool:
-        return bool(self.rows or self.header is not None or self.refreshes)
+        return bool(self.rows or self.header is not None or self.refreshes or self.imports)
 
     async def events(self) -> AsyncIterator[str]:
         client = stream_client()
@@ -274,6 +286,11 @@ class CampaignFeed:
                 if version >= self.header_version:
                     self.header_version = version
                     self.header = fields.get("html", "")
+            elif kind == streams.IMPORT:
+                self.changed_up_to = streams.entry_order(entry_id)
+                import_id = fields.get("id", "")
+                if import_id.isdigit():
+                    self.imports.add(int(import_id))
             elif kind == streams.REFRESH:
                 # Many rows changed, so the header is due as well.
                 self.changed_up_to = streams.entry_order(entry_id)
@@ -314,9 +331,14 @@ class CampaignFeed:
             parts.append(self.header)
         if self.rows:
             parts.append(await read_database(render_rows, self.campaign_id, self.rows))
+        if self.imports:
+            parts.append(
+                await read_database(render_progress_streams, self.campaign_id, self.imports)
+            )
         parts.extend(self.refreshes)
         self.header = None
         self.rows = {}
+        self.imports = set()
         self.refreshes = []
         return self._mark_sent("".join(parts))
 

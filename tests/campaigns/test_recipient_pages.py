@@ -258,8 +258,9 @@ def test_query_count_bounded(
     add_recipients(large, 500)
 
     # The bound is the same for 3 and 500 recipients, so no query runs per row.
+    # One of the queries reads the import that the page shows.
     for campaign in (small, large):
-        with django_assert_max_num_queries(4):
+        with django_assert_max_num_queries(5):
             status, _html = get(client, campaign, **params)
         assert status == 200
 
@@ -410,7 +411,12 @@ def test_first_and_last_pages_read_few_rows(
 
     with CaptureQueriesContext(connection) as captured:
         status, html = get(client, campaign, **params)
-    [page_sql] = [q["sql"] for q in captured.captured_queries if "ORDER BY" in q["sql"]]
+    table = Recipient._meta.db_table
+    [page_sql] = [
+        q["sql"]
+        for q in captured.captured_queries
+        if "ORDER BY" in q["sql"] and f'FROM "{table}"' in q["sql"]
+    ]
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {page_sql}")
         [[[explained]]] = cursor.fetchall()

@@ -1,0 +1,370 @@
+"""Pages of a recipient import: upload, column mapping, progress, report and its download."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from functools import partial
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from campaigns.models import Campaign
+from campaigns.views import see_other
+from imports import reader, uploads
+from imports.forms import ImportFileForm, MappingForm, column_count, column_letter
+from imports.models import ImportIssue, RecipientImport
+from imports.rendering import progress_context
+from imports.tasks import run_import_later
+from live import streams
+from live.feeds import read_database
+
+logger = logging.getLogger(__name__)
+
+# Report rows read from the database at once while the CSV streams.
+REPORT_PAGE_ROWS = 2000
+REPORT_COLUMNS = ("line", "kind", "name", "email", "phone", "reason")
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+_ACTIVE_IMPORT_MESSAGE = (
+    "Another import into this campaign is queued or running. Wait until it has "
+    "finished, then start this one."
+)
+
+
+def _not_pending_message(campaign: Campaign | None) -> str:
+    if campaign is None:
+        return "This campaign was deleted."
+    status = campaign.get_status_display().lower()
+    return (
+        f"This campaign is {status}, so nothing can be imported into it: an import only "
+        "adds recipients to a pending campaign."
+    )
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def new(request: HttpRequest, pk: int) -> HttpResponse:
+    """Upload a CSV file into a pending campaign, then go to its mapping page.
+
+    CSRF is checked by `_upload`, after the upload handler is in place.
+    """
+    if request.method == "POST":
+        receiver = uploads.receive_file(request)
+        try:
+            return _upload(request, pk, receiver)
+        finally:
+            receiver.discard()
+    return _new_page(request, pk)
+
+
+@csrf_protect
+def _new_page(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if not campaign.is_editable:
+        messages.error(request, _not_pending_message(campaign))
+        return see_other(campaign.get_absolute_url())
+    return _render_new(request, campaign)
+
+
+@csrf_protect
+def _upload(request: HttpRequest, pk: int, receiver: uploads.FileReceiver) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if not campaign.is_editable:
+        messages.error(request, _not_pending_message(campaign))
+        return see_other(campaign.get_absolute_url())
+    form = ImportFileForm(request.POST, request.FILES, receiver=receiver)
+    if not form.is_valid():
+        logger.info("campaign %s: import upload rejected: %s", pk, form.errors.as_text())
+        return _render_new(request, campaign, form, status=422)
+
+    upload = form.cleaned_data["file"]
+    assert form.file_format is not None and form.preview is not None
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().filter(pk=pk).first()
+        if locked is None or not locked.is_editable:
+            messages.error(request, _not_pending_message(locked))
+            return see_other(campaign.get_absolute_url())
+        recipient_import = uploads.create_import(locked, upload, form.file_format, form.preview)
+    form.keep_file()
+    return see_other(recipient_import.get_absolute_url())
+
+
+def _render_new(
+    request: HttpRequest, campaign: Campaign, form: ImportFileForm | None = None, status: int = 200
+) -> HttpResponse:
+    context = {
+        "campaign": campaign,
+        "form": form or ImportFileForm(),
+        "max_megabytes": settings.IMPORT_MAX_FILE_MEGABYTES,
+    }
+    return render(request, "imports/new.html", context, status=status)
+
+
+def _get_import(pk: int, import_id: int) -> RecipientImport:
+    return get_object_or_404(
+        RecipientImport.objects.select_related("campaign"), pk=import_id, campaign_id=pk
+    )
+
+
+@require_GET
+def detail(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
+    """The mapping form while the import waits for it; its progress and report after."""
+    # The stream position before the database, as on the campaign page.
+    stream_position = streams.current_position(pk)
+    recipient_import = _get_import(pk, import_id)
+    if recipient_import.status == RecipientImport.Status.MAPPING:
+        form = MappingForm(recipient_import=recipient_import)
+        return _render_mapping(request, recipient_import, form)
+
+    stream_query = {"after": stream_position} if stream_position is not None else {}
+    stream_url = reverse("live:campaign_stream", args=[pk])
+    context = {
+        **progress_context(recipient_import),
+        "campaign": recipient_import.campaign,
+        "stream_url": f"{stream_url}?{urlencode(stream_query)}" if stream_query else stream_url,
+    }
+    return render(request, "imports/detail.html", context)
+
+
+def _render_mapping(
+    request: HttpRequest, recipient_import: RecipientImport, form: MappingForm, status: int = 200
+) -> HttpResponse:
+    context = {
+        "campaign": recipient_import.campaign,
+        "recipient_import": recipient_import,
+        "form": form,
+        "file_format": reader.FileFormat(recipient_import.encoding, recipient_import.delimiter),
+        "column_titles": _column_titles(recipient_import),
+    }
+    return render(request, "imports/mapping.html", context, status=status)
+
+
+def _column_titles(recipient_import: RecipientImport) -> list[tuple[str, str]]:
+    """(letter, title) of every column, for the head of the sample table."""
+    titles = recipient_import.column_titles
+    return [
+        (column_letter(index), titles[index] if index < len(titles) else "")
+        for index in range(column_count(recipient_import))
+    ]
+
+
+@require_POST
+def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
+    recipient_import = _get_import(pk, import_id)
+    if recipient_import.status != RecipientImport.Status.MAPPING:
+        messages.info(request, "This import's columns were already confirmed.")
+        return see_other(recipient_import.get_absolute_url())
+    form = MappingForm(request.POST, recipient_import=recipient_import)
+    if not form.is_valid():
+        return _render_mapping(request, recipient_import, form, status=422)
+
+    error = None
+    with transaction.atomic():
+        # The row lock orders this against a dispatch, which would make the
+        # campaign read-only; the job checks the status again before it adds rows.
+        campaign = Campaign.objects.select_for_update().filter(pk=pk).first()
+        if campaign is None or not campaign.is_editable:
+            error = _not_pending_message(campaign)
+        else:
+            try:
+                with transaction.atomic():
+                    queued = recipient_import.transition(
+                        [RecipientImport.Status.MAPPING],
+                        RecipientImport.Status.QUEUED,
+                        **form.mapping_fields(),
+                    )
+            except IntegrityError:
+                # The constraint allows one queued or running import per campaign.
+                queued = False
+                error = _ACTIVE_IMPORT_MESSAGE
+            else:
+                if not queued:
+                    error = "This import was discarded or already confirmed."
+            if queued:
+                transaction.on_commit(partial(run_import_later, recipient_import.pk))
+                transaction.on_commit(partial(streams.publish_import, pk, recipient_import.pk))
+    if error is not None:
+        messages.error(request, error)
+        return see_other(recipient_import.get_absolute_url())
+    logger.info("campaign %s: import %s queued", pk, recipient_import.pk)
+    messages.success(request, f"Importing “{recipient_import.file_name}”. Progress shows below.")
+    return see_other(recipient_import.get_absolute_url())
+
+
+@require_POST
+def discard(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
+    recipient_import = _get_import(pk, import_id)
+    discarded = recipient_import.transition(
+        [RecipientImport.Status.MAPPING],
+        RecipientImport.Status.CANCELLED,
+        finished_at=timezone.now(),
+    )
+    if not discarded:
+        messages.error(
+            request, "Only an upload that waits for its column mapping can be discarded."
+        )
+        return see_other(recipient_import.get_absolute_url())
+    _delete_file(recipient_import)
+    logger.info("campaign %s: import %s discarded", pk, recipient_import.pk)
+    messages.success(request, f"Upload “{recipient_import.file_name}” discarded.")
+    return see_other(recipient_import.campaign.get_absolute_url())
+
+
+@require_POST
+def cancel(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
+    recipient_import = _get_import(pk, import_id)
+    with transaction.atomic():
+        cancelled = recipient_import.transition(
+            [RecipientImport.Status.QUEUED, RecipientImport.Status.RUNNING],
+            RecipientImport.Status.CANCELLED,
+            finished_at=timezone.now(),
+        )
+        if cancelled:
+            transaction.on_commit(partial(streams.publish_import, pk, recipient_import.pk))
+    if not cancelled:
+        messages.error(
+            request,
+            "Only a queued or running import can be cancelled; this one is "
+            f"{recipient_import.get_status_display().lower()}.",
+        )
+        return see_other(recipient_import.get_absolute_url())
+    # A running job stops at its next progress update or before it adds
+    # anything, so the file is no longer needed; an open file stays readable.
+    _delete_file(recipient_import)
+    logger.info("campaign %s: import %s cancelled by a user", pk, recipient_import.pk)
+    messages.success(request, "Import cancelled. No recipient was added.")
+    return see_other(recipient_import.get_absolute_url())
+
+
+@require_POST
+def run_again(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
+    recipient_import = _get_import(pk, import_id)
+    if recipient_import.status != RecipientImport.Status.FAILED:
+        messages.error(request, "Only a failed import can be run again.")
+        return see_other(recipient_import.get_absolute_url())
+    if not recipient_import.path.exists():
+        messages.error(
+            request,
+            "The uploaded file is no longer there, so the import cannot run again. "
+            "Upload the file again.",
+        )
+        return see_other(recipient_import.get_absolute_url())
+
+    error = None
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=pk).first()
+        if campaign is None or not campaign.is_editable:
+            error = _not_pending_message(campaign)
+        else:
+            try:
+                with transaction.atomic():
+                    queued = recipient_import.transition(
+                        [RecipientImport.Status.FAILED],
+                        RecipientImport.Status.QUEUED,
+                        error="",
+                        finished_at=None,
+                    )
+            except IntegrityError:
+                queued = False
+                error = _ACTIVE_IMPORT_MESSAGE
+            else:
+                if not queued:
+                    error = "Only a failed import can be run again."
+            if queued:
+                transaction.on_commit(partial(run_import_later, recipient_import.pk))
+                transaction.on_commit(partial(streams.publish_import, pk, recipient_import.pk))
+    if error is not None:
+        messages.error(request, error)
+        return see_other(recipient_import.get_absolute_url())
+    logger.info("campaign %s: import %s queued again", pk, recipient_import.pk)
+    messages.success(request, "Import queued again.")
+    return see_other(recipient_import.get_absolute_url())
+
+
+def _delete_file(recipient_import: RecipientImport) -> None:
+    with suppress(FileNotFoundError):
+        recipient_import.path.unlink()
+
+
+@require_GET
+async def report(request: HttpRequest, pk: int, import_id: int) -> StreamingHttpResponse:
+    """Stream every report row of the import as CSV, in line order."""
+    recipient_import = await RecipientImport.objects.filter(pk=import_id, campaign_id=pk).afirst()
+    if recipient_import is None:
+        raise Http404("Import not found.")
+    stem = recipient_import.file_name.rsplit(".", 1)[0] or "import"
+    file_name = f"{_safe_file_name(stem)}-report.csv"
+    response = StreamingHttpResponse(
+        _report_lines(import_id), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    return response
+
+
+def _safe_file_name(stem: str) -> str:
+    """Keep letters, digits, dots, dashes and underscores, for the Content-Disposition header."""
+    kept = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in stem)
+    return kept[:100] or "import"
+
+
+async def _report_lines(import_id: int) -> AsyncIterator[str]:
+    """Yield the report as CSV text, one page of rows at a time.
+
+    Pages are read by keyset (line, id), which the report's index serves,
+    so a late page costs what the first does. Each read runs in a thread and
+    gives its connection back, as the live feeds' reads do.
+    """
+    # A byte-order mark makes spreadsheets read the file as UTF-8.
+    yield "\ufeff" + _csv_line(REPORT_COLUMNS)
+    after: tuple[int, int] | None = None
+    while True:
+        rows = await read_database(_report_page, import_id, after)
+        if not rows:
+            return
+        yield "".join(_csv_line(_report_row(row)) for row in rows)
+        after = (rows[-1]["line"], rows[-1]["id"])
+
+
+def _report_page(import_id: int, after: tuple[int, int] | None) -> list[dict[str, Any]]:
+    issues = ImportIssue.objects.filter(recipient_import_id=import_id)
+    if after is not None:
+        line, issue_id = after
+        issues = issues.filter(Q(line__gt=line) | Q(line=line, id__gt=issue_id))
+    return list(issues.order_by("line", "id").values("id", *REPORT_COLUMNS)[:REPORT_PAGE_ROWS])
+
+
+def _report_row(row: dict[str, Any]) -> list[str]:
+    return [
+        str(row["line"]),
+        row["kind"],
+        *(_neutralize_formula(row[column]) for column in ("name", "email", "phone", "reason")),
+    ]
+
+
+def _neutralize_formula(value: str) -> str:
+    """Prefix a value that a spreadsheet would run as a formula with an apostrophe.
+
+    Phone numbers such as "+44 7911 123456" get one too, as they were typed.
+    """
+    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
+
+
+def _csv_line(values: Any) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
