@@ -186,6 +186,7 @@ def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
                     queued = recipient_import.transition(
                         [RecipientImport.Status.MAPPING],
                         RecipientImport.Status.QUEUED,
+                        queued_at=timezone.now(),
                         **form.mapping_fields(),
                     )
             except IntegrityError:
@@ -276,8 +277,11 @@ def run_again(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
                     queued = recipient_import.transition(
                         [RecipientImport.Status.FAILED],
                         RecipientImport.Status.QUEUED,
+                        queued_at=timezone.now(),
                         error="",
                         finished_at=None,
+                        # A run the user starts gets the sweep's full number of tries.
+                        attempts=0,
                     )
             except IntegrityError:
                 queued = False

@@ -258,6 +258,7 @@ def test_confirm_queues_import(
     assert recipient_import.mapping() == {"first_name": 0, "phone": 2}
     assert recipient_import.has_header is False
     assert recipient_import.phone_region == "GB"
+    assert recipient_import.queued_at is not None
     assert import_tasks(job_queue) == [repr((recipient_import.pk,))]
 
 
@@ -356,7 +357,7 @@ def test_run_again_queues_failed_import(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     recipient_import = make_import(
-        make_campaign(), import_dir, status="failed", error="The worker stopped."
+        make_campaign(), import_dir, status="failed", error="The worker stopped.", attempts=3
     )
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -366,6 +367,8 @@ def test_run_again_queues_failed_import(
     assert response.status_code == 303
     assert recipient_import.status == RecipientImport.Status.QUEUED
     assert recipient_import.error == ""
+    assert recipient_import.queued_at is not None
+    assert recipient_import.attempts == 0
     assert import_tasks(job_queue) == [repr((recipient_import.pk,))]
 
 
