@@ -19,6 +19,7 @@ from campaigns.normalization import is_phone_region
 from imports import reader
 from imports.jobs import Counts, run_import
 from imports.models import RecipientImport
+from imports.uploads import StoredUpload, create_import
 
 FIELDS = ("name", "first_name", "last_name", "email", "phone")
 
@@ -120,6 +121,7 @@ class Command(BaseCommand):
                     "No email or phone column was found. Name one with --email or --phone; "
                     f"the columns are: {_columns_list(preview.header, has_header)}."
                 )
+            columns = {f"{name}_column": mapping.get(name) for name in FIELDS}
             with transaction.atomic():
                 # As the web page does: the campaign must still be pending when
                 # the import is queued, and a dispatch waits for this.
@@ -129,21 +131,17 @@ class Command(BaseCommand):
                     .exists()
                 ):
                     raise CommandError("The campaign was dispatched meanwhile; nothing imported.")
-                return RecipientImport.objects.create(
-                    campaign=campaign,
-                    status=RecipientImport.Status.QUEUED,
+                upload = StoredUpload(source.name, stored_name, size)
+                recipient_import = create_import(campaign, upload, file_format, preview)
+                recipient_import.transition(
+                    [RecipientImport.Status.MAPPING],
+                    RecipientImport.Status.QUEUED,
                     queued_at=timezone.now(),
-                    file_name=source.name[:255],
-                    stored_name=stored_name,
-                    file_size=size,
-                    encoding=file_format.encoding,
-                    delimiter=file_format.delimiter,
-                    column_titles=preview.header,
-                    sample_rows=preview.samples,
                     has_header=has_header,
                     phone_region=region,
-                    **{f"{name}_column": column for name, column in mapping.items()},
+                    **columns,
                 )
+                return recipient_import
         except reader.UnreadableFile as exc:
             stored.unlink(missing_ok=True)
             raise CommandError(str(exc)) from None
