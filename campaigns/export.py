@@ -62,7 +62,7 @@ _PHONE_NUMBER = re.compile(r"\+[0-9]+")
 
 # Excel reads a CSV file without a byte order mark in the system's legacy
 # code page, which garbles every non-ASCII name. With the mark, it reads UTF-8.
-_UTF8_BOM = "\ufeff"
+UTF8_BOM = "\ufeff"
 
 type Row = tuple[
     int, str, str, str, str, str, int, datetime | None, datetime | None, datetime | None
@@ -141,7 +141,7 @@ async def export_lines(campaign_id: int) -> AsyncIterator[str]:
     """Yield the CSV file: the byte order mark and header, then one string per chunk."""
     header = io.StringIO()
     csv.writer(header, lineterminator="\r\n").writerow(EXPORT_COLUMNS)
-    yield _UTF8_BOM + header.getvalue()
+    yield UTF8_BOM + header.getvalue()
 
     after_id = 0
     while True:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from campaigns.export import UTF8_BOM, neutralize_formula
 from campaigns.models import Campaign
 from campaigns.views import see_other
 from imports import reader, uploads
@@ -34,11 +35,10 @@ from live.feeds import read_database
 
 logger = logging.getLogger(__name__)
 
+
 # Report rows read from the database at once while the CSV streams.
 REPORT_PAGE_ROWS = 2000
 REPORT_COLUMNS = ("line", "kind", "name", "email", "phone", "reason")
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 _ACTIVE_IMPORT_MESSAGE = (
     "Another import into this campaign is queued or running. Wait until it has "
@@ -173,32 +173,12 @@ def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
     if not form.is_valid():
         return _render_mapping(request, recipient_import, form, status=422)
 
-    error = None
-    with transaction.atomic():
-        # The row lock orders this against a dispatch, which would make the
-        # campaign read-only; the job checks the status again before it adds rows.
-        campaign = Campaign.objects.select_for_update().filter(pk=pk).first()
-        if campaign is None or not campaign.is_editable:
-            error = _not_pending_message(campaign)
-        else:
-            try:
-                with transaction.atomic():
-                    queued = recipient_import.transition(
-                        [RecipientImport.Status.MAPPING],
-                        RecipientImport.Status.QUEUED,
-                        queued_at=timezone.now(),
-                        **form.mapping_fields(),
-                    )
-            except IntegrityError:
-                # The constraint allows one queued or running import per campaign.
-                queued = False
-                error = _ACTIVE_IMPORT_MESSAGE
-            else:
-                if not queued:
-                    error = "This import was discarded or already confirmed."
-            if queued:
-                transaction.on_commit(partial(run_import_later, recipient_import.pk))
-                transaction.on_commit(partial(streams.publish_import, pk, recipient_import.pk))
+    error = _queue(
+        recipient_import,
+        RecipientImport.Status.MAPPING,
+        not_queued="This import was discarded or already confirmed.",
+        **form.mapping_fields(),
+    )
     if error is not None:
         messages.error(request, error)
         return see_other(recipient_import.get_absolute_url())
@@ -266,38 +246,50 @@ def run_again(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
         )
         return see_other(recipient_import.get_absolute_url())
 
-    error = None
-    with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().filter(pk=pk).first()
-        if campaign is None or not campaign.is_editable:
-            error = _not_pending_message(campaign)
-        else:
-            try:
-                with transaction.atomic():
-                    queued = recipient_import.transition(
-                        [RecipientImport.Status.FAILED],
-                        RecipientImport.Status.QUEUED,
-                        queued_at=timezone.now(),
-                        error="",
-                        finished_at=None,
-                        # A run the user starts gets the sweep's full number of tries.
-                        attempts=0,
-                    )
-            except IntegrityError:
-                queued = False
-                error = _ACTIVE_IMPORT_MESSAGE
-            else:
-                if not queued:
-                    error = "Only a failed import can be run again."
-            if queued:
-                transaction.on_commit(partial(run_import_later, recipient_import.pk))
-                transaction.on_commit(partial(streams.publish_import, pk, recipient_import.pk))
+    error = _queue(
+        recipient_import,
+        RecipientImport.Status.FAILED,
+        not_queued="Only a failed import can be run again.",
+        error="",
+        finished_at=None,
+        # A run the user starts gets the sweep's full number of tries.
+        attempts=0,
+    )
     if error is not None:
         messages.error(request, error)
         return see_other(recipient_import.get_absolute_url())
     logger.info("campaign %s: import %s queued again", pk, recipient_import.pk)
     messages.success(request, "Import queued again.")
     return see_other(recipient_import.get_absolute_url())
+
+
+def _queue(
+    recipient_import: RecipientImport, source: str, *, not_queued: str, **fields: Any
+) -> str | None:
+    """Queue the import from `source` and enqueue its job; returns an error message, or None.
+
+    The campaign's row lock orders this against a dispatch, which would make
+    the campaign read-only. The job checks the status again before it adds
+    rows.
+    """
+    campaign_id = recipient_import.campaign_id
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if campaign is None or not campaign.is_editable:
+            return _not_pending_message(campaign)
+        try:
+            with transaction.atomic():
+                queued = recipient_import.transition(
+                    [source], RecipientImport.Status.QUEUED, queued_at=timezone.now(), **fields
+                )
+        except IntegrityError:
+            # The constraint allows one queued or running import per campaign.
+            return _ACTIVE_IMPORT_MESSAGE
+        if not queued:
+            return not_queued
+        transaction.on_commit(partial(run_import_later, recipient_import.pk))
+        transaction.on_commit(partial(streams.publish_import, campaign_id, recipient_import.pk))
+    return None
 
 
 def _delete_file(recipient_import: RecipientImport) -> None:
@@ -333,8 +325,7 @@ async def _report_lines(import_id: int) -> AsyncIterator[str]:
     so a late page costs what the first does. Each read runs in a thread and
     gives its connection back, as the live feeds' reads do.
     """
-    # A byte-order mark makes spreadsheets read the file as UTF-8.
-    yield "\ufeff" + _csv_line(REPORT_COLUMNS)
+    yield UTF8_BOM + _csv_line(REPORT_COLUMNS)
     after: tuple[int, int] | None = None
     while True:
         rows = await read_database(_report_page, import_id, after)
@@ -356,16 +347,9 @@ def _report_row(row: dict[str, Any]) -> list[str]:
     return [
         str(row["line"]),
         row["kind"],
-        *(_neutralize_formula(row[column]) for column in ("name", "email", "phone", "reason")),
+        # Phone numbers such as "+44 7911 123456" get an apostrophe too, as typed.
+        *(neutralize_formula(row[column]) for column in ("name", "email", "phone", "reason")),
     ]
-
-
-def _neutralize_formula(value: str) -> str:
-    """Prefix a value that a spreadsheet would run as a formula with an apostrophe.
-
-    Phone numbers such as "+44 7911 123456" get one too, as they were typed.
-    """
-    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
 
 
 def _csv_line(values: Any) -> str:
