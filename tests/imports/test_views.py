@@ -408,6 +408,20 @@ def test_progress_page_shows_counts(
     assert "Cancel import" in html
     assert "<turbo-stream-source" in html
     assert "style=" not in html
+    assert "Checking for duplicates" not in html
+
+
+def test_progress_page_says_when_rows_are_being_added(
+    client: Client, make_campaign: MakeCampaign, import_dir: Path
+) -> None:
+    recipient_import = make_import(
+        make_campaign(), import_dir, status="running", file_size=1000, bytes_read=1000
+    )
+
+    html = client.get(recipient_import.get_absolute_url()).content.decode()
+
+    assert '<progress class="progress" value="100" max="100"' in html
+    assert "Checking for duplicates and adding the recipients" in html
 
 
 def test_report_shown_on_page_and_campaign(
