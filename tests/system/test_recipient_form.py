@@ -58,7 +58,9 @@ def test_new_form_keeps_rows_after_error(page: Page, base_url: str) -> None:
     assert submission.value.status == 422
     dan_email = rows.nth(1).get_by_label("Email")
     dan_email_errors = dan_email.locator("xpath=..").locator(".field-error")
-    expect(dan_email_errors).to_have_text("“dan.example.com” is not a valid email address.")
+    expect(dan_email_errors).to_have_text(
+        "“dan.example.com” is not a valid email address. An email address must have an @-sign."
+    )
     expect(page.locator(".field-error")).to_have_count(1)
     expect(page).to_have_url(f"{base_url}/campaigns/new")
     expect_no_page_load(page)
