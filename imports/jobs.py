@@ -51,6 +51,9 @@ CHUNK_ROWS = 4000
 # worker processes would cost more than it saves.
 PARALLEL_MIN_BYTES = 2 * 1024 * 1024
 PROGRESS_INTERVAL_SECONDS = 0.5
+# Memory for sorts in the final transaction, per sort; a million staged rows
+# sort in about 150 MB.
+MERGE_WORK_MEM = "256MB"
 # Raw values longer than this are cut in the report.
 REPORT_VALUE_MAX_LENGTH = 500
 
@@ -349,6 +352,9 @@ def _merge(recipient_import: RecipientImport, table: str, counts: Counts) -> Non
         if not still_running:
             raise _Cancelled
         with connection.cursor() as cursor:
+            # The duplicate checks and the insert sort every staged row; with
+            # PostgreSQL's default of 4 MB they would sort on disk.
+            cursor.execute(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'")
             duplicates = _mark_duplicates(cursor, table, campaign_id)
             cursor.execute(_INSERT_RECIPIENTS.format(table=table), [campaign_id])
             added = cursor.rowcount
