@@ -593,7 +593,8 @@ def guess_mapping(header: list[str]) -> dict[Field, int]:
 
     Titles match case-insensitively, ignoring spaces, punctuation, underscores and
     invisible characters. Exact alias matches take precedence over FUZZY_SUFFIXES, and a
-    column fills at most one field.
+    column fills at most one field. A full-name column wins over first and last name
+    columns, because the mapping takes one or the other.
     """
     titles = [normalize_title(cell) for cell in header]
     mapping: dict[Field, int] = {}
@@ -601,6 +602,9 @@ def guess_mapping(header: list[str]) -> dict[Field, int]:
         field = ALIAS_FIELDS.get(title)
         if field is not None and field not in mapping:
             mapping[field] = index
+    if Field.NAME in mapping:
+        mapping.pop(Field.FIRST_NAME, None)
+        mapping.pop(Field.LAST_NAME, None)
 
     used = set(mapping.values())
     for field, suffixes in FUZZY_SUFFIXES.items():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -14,7 +12,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -22,12 +19,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns.export import UTF8_BOM, neutralize_formula
 from campaigns.models import Campaign
 from campaigns.views import see_other
 from imports import reader, uploads
+from imports import report as report_csv
 from imports.forms import ImportFileForm, MappingForm, column_count, column_letter
-from imports.models import ImportIssue, RecipientImport
+from imports.models import RecipientImport
 from imports.rendering import progress_context
 from imports.tasks import run_import_later
 from live import streams
@@ -35,10 +32,6 @@ from live.feeds import read_database
 
 logger = logging.getLogger(__name__)
 
-
-# Report rows read from the database at once while the CSV streams.
-REPORT_PAGE_ROWS = 2000
-REPORT_COLUMNS = ("line", "kind", "name", "email", "phone", "reason")
 
 _ACTIVE_IMPORT_MESSAGE = (
     "Another import into this campaign is queued or running. Wait until it has "
@@ -321,38 +314,14 @@ def _safe_file_name(stem: str) -> str:
 async def _report_lines(import_id: int) -> AsyncIterator[str]:
     """Yield the report as CSV text, one page of rows at a time.
 
-    Pages are read by keyset (line, id), which the report's index serves,
-    so a late page costs what the first does. Each read runs in a thread and
-    gives its connection back, as the live feeds' reads do.
+    Each read runs in a thread and gives its connection back, as the live
+    feeds' reads do.
     """
-    yield UTF8_BOM + _csv_line(REPORT_COLUMNS)
+    yield report_csv.HEADER
     after: tuple[int, int] | None = None
     while True:
-        rows = await read_database(_report_page, import_id, after)
+        rows = await read_database(report_csv.read_page, import_id, after)
         if not rows:
             return
-        yield "".join(_csv_line(_report_row(row)) for row in rows)
-        after = (rows[-1]["line"], rows[-1]["id"])
-
-
-def _report_page(import_id: int, after: tuple[int, int] | None) -> list[dict[str, Any]]:
-    issues = ImportIssue.objects.filter(recipient_import_id=import_id)
-    if after is not None:
-        line, issue_id = after
-        issues = issues.filter(Q(line__gt=line) | Q(line=line, id__gt=issue_id))
-    return list(issues.order_by("line", "id").values("id", *REPORT_COLUMNS)[:REPORT_PAGE_ROWS])
-
-
-def _report_row(row: dict[str, Any]) -> list[str]:
-    return [
-        str(row["line"]),
-        row["kind"],
-        # Phone numbers such as "+44 7911 123456" get an apostrophe too, as typed.
-        *(neutralize_formula(row[column]) for column in ("name", "email", "phone", "reason")),
-    ]
-
-
-def _csv_line(values: Any) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
+        yield report_csv.format_rows(rows)
+        after = report_csv.next_position(rows)

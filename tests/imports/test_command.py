@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,14 @@ def test_imports_with_the_guessed_columns_and_writes_the_report(
     assert "name: column 1 “Full name”" in output
     assert "email: column 2 “E-mail Address”" in output
     assert "phone: column 3 “Mobile”" in output
-    assert "Added 1 of 3 rows; 1 duplicates skipped, 1 invalid." in output
+    assert "Added 1 of 3 rows; 1 duplicate skipped, 1 invalid." in output
     assert "line 3: Email:" in output
     assert list(campaign.recipients.values_list("name", "email", "phone_number")) == [
         ("Ada Lovelace", "ada@example.com", "+447911123456")
     ]
-    with report.open(encoding="utf-8") as opened:
+    # The report starts with a byte-order mark, for spreadsheets.
+    assert report.read_bytes().startswith(b"\xef\xbb\xbf")
+    with report.open(encoding="utf-8-sig", newline="") as opened:
         rows = list(csv.reader(opened))
     assert rows[0] == ["line", "kind", "name", "email", "phone", "reason"]
     assert [(row[0], row[1]) for row in rows[1:]] == [("3", "invalid"), ("4", "duplicate")]
@@ -110,10 +113,33 @@ def test_a_file_that_is_not_csv_is_refused_and_not_kept(
     assert not Recipient.objects.exists()
 
 
-def test_a_file_over_the_size_limit_is_refused(source: Path, settings: Any) -> None:
-    settings.IMPORT_MAX_FILE_MEGABYTES = 1
-    source.write_bytes(b"email\n" + b"a@example.com\n" * 80_000)
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--email", "9"], "There is no column 9: the file has columns 1 to 3"),
+        (["--email", "2", "--phone", "2"], "--phone: Column B already fills Email"),
+        (["--name", "1", "--first-name", "2"], "either a Name column or First name"),
+    ],
+)
+def test_mappings_the_page_rejects_are_rejected(
+    source: Path, options: list[str], message: str
+) -> None:
     campaign = Campaign.objects.create(name="Launch")
 
-    with pytest.raises(CommandError, match="at most 1 MB"):
+    with pytest.raises(CommandError, match=message):
+        run(campaign.pk, source, *options)
+
+    assert not RecipientImport.objects.exists()
+    assert not campaign.recipients.exists()
+
+
+def test_a_file_over_the_limit_names_its_size(source: Path, settings: Any) -> None:
+    settings.IMPORT_MAX_FILE_MEGABYTES = 1
+    source.write_bytes(b"email\n" + b"a@example.com\n" * 100_000)
+    campaign = Campaign.objects.create(name="Launch")
+
+    with pytest.raises(
+        CommandError,
+        match=re.escape("The file is 1.3 MB; the largest file an import takes is 1 MB"),
+    ):
         run(campaign.pk, source)

@@ -355,7 +355,8 @@ READABLE: dict[str, Expected] = {
             "Phone 1 - Value",
         ],
         True,
-        {NAME: 0, FIRST: 1, LAST: 2, EMAIL: 4, PHONE: 6},
+        # A full-name column wins over the first and last name columns.
+        {NAME: 0, EMAIL: 4, PHONE: 6},
         7,
         [
             (

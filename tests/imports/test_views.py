@@ -16,7 +16,7 @@ from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from campaigns.models import Campaign
-from imports import views
+from imports import report as report_csv
 from imports.models import ImportIssue, RecipientImport
 from tests.imports.conftest import FILES, make_import, stored_files, upload_file
 
@@ -473,7 +473,7 @@ def test_report_csv(
             reason=reason,
         )
     # Pages of two rows, so the keyset moves on within one line.
-    monkeypatch.setattr(views, "REPORT_PAGE_ROWS", 2)
+    monkeypatch.setattr(report_csv, "PAGE_ROWS", 2)
 
     async def download() -> tuple[Any, str]:
         response = await AsyncClient().get(url("report", recipient_import))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
 import sys
 import uuid
@@ -12,14 +11,16 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from campaigns.models import Campaign
 from campaigns.normalization import is_phone_region
-from imports import reader
+from imports import reader, report
+from imports.forms import MappingForm
 from imports.jobs import Counts, run_import
 from imports.models import RecipientImport
-from imports.uploads import StoredUpload, create_import
+from imports.uploads import StoredUpload, create_import, max_file_bytes, too_large_message
 
 FIELDS = ("name", "first_name", "last_name", "email", "phone")
 
@@ -76,7 +77,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Added {recipient_import.rows_added:,} of {recipient_import.rows_read:,} rows; "
-                f"{recipient_import.rows_duplicate:,} duplicates skipped, "
+                f"{recipient_import.rows_duplicate:,} "
+                f"duplicate{pluralize(recipient_import.rows_duplicate)} skipped, "
                 f"{recipient_import.rows_invalid:,} invalid."
             )
         )
@@ -95,12 +97,8 @@ class Command(BaseCommand):
             size = source.stat().st_size
         except OSError as exc:
             raise CommandError(f"Cannot read {source}: {exc.strerror}.") from None
-        limit = settings.IMPORT_MAX_FILE_MEGABYTES * 1024 * 1024
-        if size > limit:
-            raise CommandError(
-                f"{source} is {size / 1024 / 1024:,.0f} MB; an import takes files of at most "
-                f"{settings.IMPORT_MAX_FILE_MEGABYTES} MB (IMPORT_MAX_FILE_MEGABYTES)."
-            )
+        if size > max_file_bytes():
+            raise CommandError(f"{source}: {too_large_message(size)} (IMPORT_MAX_FILE_MEGABYTES)")
         settings.IMPORT_FILES_DIR.mkdir(parents=True, exist_ok=True)
         stored_name = f"{uuid.uuid4().hex}.csv"
         stored = settings.IMPORT_FILES_DIR / stored_name
@@ -115,13 +113,14 @@ class Command(BaseCommand):
                 mapping = {}
             for name in FIELDS:
                 if options[name]:
-                    mapping[name] = _column(options[name], preview.header, has_header)
+                    mapping[name] = _column(
+                        options[name], preview.header, has_header, preview.column_count
+                    )
             if "email" not in mapping and "phone" not in mapping:
                 raise CommandError(
                     "No email or phone column was found. Name one with --email or --phone; "
                     f"the columns are: {_columns_list(preview.header, has_header)}."
                 )
-            columns = {f"{name}_column": mapping.get(name) for name in FIELDS}
             with transaction.atomic():
                 # As the web page does: the campaign must still be pending when
                 # the import is queued, and a dispatch waits for this.
@@ -133,13 +132,18 @@ class Command(BaseCommand):
                     raise CommandError("The campaign was dispatched meanwhile; nothing imported.")
                 upload = StoredUpload(source.name, stored_name, size)
                 recipient_import = create_import(campaign, upload, file_format, preview)
+                # The mapping page's form judges the mapping, so both paths
+                # accept the same ones.
+                data = {name: str(mapping.get(name, "")) for name in FIELDS}
+                data.update(has_header="on" if has_header else "", phone_region=region)
+                form = MappingForm(data, recipient_import=recipient_import)
+                if not form.is_valid():
+                    raise CommandError(_form_errors(form, preview.header, has_header))
                 recipient_import.transition(
                     [RecipientImport.Status.MAPPING],
                     RecipientImport.Status.QUEUED,
                     queued_at=timezone.now(),
-                    has_header=has_header,
-                    phone_region=region,
-                    **columns,
+                    **form.mapping_fields(),
                 )
                 return recipient_import
         except reader.UnreadableFile as exc:
@@ -181,22 +185,20 @@ class Command(BaseCommand):
 
     def _write_report(self, recipient_import: RecipientImport, path: Path) -> None:
         with path.open("w", newline="", encoding="utf-8") as output:
-            writer = csv.writer(output)
-            writer.writerow(["line", "kind", "name", "email", "phone", "reason"])
-            issues = recipient_import.issues.order_by("line").values_list(
-                "line", "kind", "name", "email", "phone", "reason"
-            )
-            for row in issues.iterator(chunk_size=2000):
-                writer.writerow(row)
+            for text in report.iter_lines(recipient_import.pk):
+                output.write(text)
         self.stdout.write(f"Report of {recipient_import.rows_reported:,} rows written to {path}.")
 
 
-def _column(value: str, header: list[str], has_header: bool) -> int:
+def _column(value: str, header: list[str], has_header: bool, count: int) -> int:
     """Find a column by its number from 1, or by its title ignoring case."""
     if value.isdigit():
         number = int(value)
-        if number < 1:
-            raise CommandError("Column numbers start at 1.")
+        if not 1 <= number <= count:
+            raise CommandError(
+                f"There is no column {number}: the file has columns 1 to {count}, "
+                f"which are: {_columns_list(header, has_header)}."
+            )
         return number - 1
     wanted = value.strip().casefold()
     if has_header:
@@ -206,6 +208,16 @@ def _column(value: str, header: list[str], has_header: bool) -> int:
     raise CommandError(
         f"No column is titled “{value}”; the columns are: {_columns_list(header, has_header)}."
     )
+
+
+def _form_errors(form: MappingForm, header: list[str], has_header: bool) -> str:
+    """Turn the mapping form's errors into one message that names the options."""
+    messages: list[str] = []
+    for field, errors in form.errors.items():
+        option = "" if field == "__all__" else f"--{field.replace('_', '-')}: "
+        messages.extend(f"{option}{error}" for error in errors)
+    columns = _columns_list(header, has_header)
+    return " ".join(messages) + f" The columns are: {columns}."
 
 
 def _columns_list(header: list[str], has_header: bool) -> str:
