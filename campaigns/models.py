@@ -249,7 +249,8 @@ class Campaign(models.Model):
 
     def start(self) -> bool:
         """Move `pending → processing`; refused for a campaign without recipients or
-        with an import that is queued or running.
+        with an import that is queued or running. Uploads that wait for their
+        column mapping are cancelled.
 
         The campaign's row is locked first, as an import's job and the edit
         form lock it before they add recipients, so the checks see every
@@ -265,13 +266,22 @@ class Campaign(models.Model):
         )
         with transaction.atomic():
             list(Campaign.objects.select_for_update().filter(pk=self.pk).values_list("pk"))
-            return self._transition(
+            started = self._transition(
                 [self.Status.PENDING],
                 self.Status.PROCESSING,
                 has_recipients,
                 ~importing,
                 started_at=timezone.now(),
             )
+            if started:
+                # Uploads still waiting for their column mapping can no longer run.
+                self.imports.filter(status=RecipientImport.Status.MAPPING).update(
+                    status=RecipientImport.Status.CANCELLED,
+                    finished_at=timezone.now(),
+                    error="The campaign was dispatched before this file's columns were "
+                    "confirmed, so nothing from it was added.",
+                )
+            return started
 
     def complete(self) -> bool:
         """Move `processing → completed` once no recipient is queued or in flight."""

@@ -279,7 +279,13 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
     if request.method == "GET":
-        return render(request, "campaigns/confirm_delete.html", {"campaign": campaign})
+        context = {
+            "campaign": campaign,
+            # From the status counts: a COUNT would read every recipient.
+            "recipient_count": campaign.progress().total,
+            "active_import": campaign.active_import(),
+        }
+        return render(request, "campaigns/confirm_delete.html", context)
 
     if not campaign.delete_if_pending():
         messages.error(request, _read_only_message(_stored_status(pk)))
@@ -413,13 +419,19 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
+    importing = campaign.active_import() is not None
     copy = campaign.duplicate()
     logger.info("campaign %s: duplicated as campaign %s", pk, copy.pk)
-    messages.success(
-        request,
+    message = (
         f"Campaign “{copy.name}” created as a copy of “{campaign.name}”, with every "
-        "recipient queued. It is pending until you dispatch it.",
+        "recipient queued. It is pending until you dispatch it."
     )
+    if importing:
+        message += (
+            " An import into the original was still running: its rows go to the original "
+            "only, so import the file into the copy too if it needs them."
+        )
+    messages.success(request, message)
     return see_other(copy.get_absolute_url())
 
 

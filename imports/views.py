@@ -120,7 +120,10 @@ def detail(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
     # The stream position before the database, as on the campaign page.
     stream_position = streams.current_position(pk)
     recipient_import = _get_import(pk, import_id)
-    if recipient_import.status == RecipientImport.Status.MAPPING:
+    if (
+        recipient_import.status == RecipientImport.Status.MAPPING
+        and recipient_import.campaign.is_editable
+    ):
         form = MappingForm(recipient_import=recipient_import)
         return _render_mapping(request, recipient_import, form)
 
@@ -159,6 +162,9 @@ def _column_titles(recipient_import: RecipientImport) -> list[tuple[str, str]]:
 @require_POST
 def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
     recipient_import = _get_import(pk, import_id)
+    if recipient_import.status == RecipientImport.Status.CANCELLED:
+        messages.error(request, recipient_import.error or "This upload was discarded.")
+        return see_other(recipient_import.get_absolute_url())
     if recipient_import.status != RecipientImport.Status.MAPPING:
         messages.info(request, "This import's columns were already confirmed.")
         return see_other(recipient_import.get_absolute_url())
@@ -211,11 +217,17 @@ def cancel(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
         if cancelled:
             transaction.on_commit(partial(streams.publish_import, pk, recipient_import.pk))
     if not cancelled:
-        messages.error(
-            request,
-            "Only a queued or running import can be cancelled; this one is "
-            f"{recipient_import.get_status_display().lower()}.",
-        )
+        # The UPDATE may have waited for the job's final transaction, so the
+        # status is read again.
+        recipient_import.refresh_from_db(fields=["status"])
+        if recipient_import.status == RecipientImport.Status.COMPLETED:
+            message = "The import had already finished adding its rows, so it was not cancelled."
+        else:
+            message = (
+                "Only a queued or running import can be cancelled; this one is "
+                f"{recipient_import.get_status_display().lower()}."
+            )
+        messages.error(request, message)
         return see_other(recipient_import.get_absolute_url())
     # A running job stops at its next progress update or before it adds
     # anything, so the file is no longer needed; an open file stays readable.

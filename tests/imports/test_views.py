@@ -283,7 +283,9 @@ def test_confirm_refused_when_dispatched(
 ) -> None:
     campaign = make_campaign()
     recipient_import = make_import(campaign, import_dir)
-    assert campaign.start()
+    # As a dispatch that commits between the check of the upload's status and
+    # the campaign's row lock leaves it.
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PROCESSING)
 
     response = client.post(url("confirm", recipient_import), mapping_data())
 
@@ -292,6 +294,27 @@ def test_confirm_refused_when_dispatched(
     assert "nothing can be imported into it" in flash(response)[0]
     assert recipient_import.status == RecipientImport.Status.MAPPING
     assert import_tasks(job_queue) == []
+    page = client.get(recipient_import.get_absolute_url()).content.decode()
+    assert "can no longer be imported" in page
+    assert "Discard the upload" in page
+    assert 'name="email"' not in page
+
+
+def test_dispatch_cancels_uploads_waiting_for_their_mapping(
+    client: Client, make_campaign: MakeCampaign, import_dir: Path, job_queue: JobQueue
+) -> None:
+    campaign = make_campaign()
+    recipient_import = make_import(campaign, import_dir)
+
+    assert campaign.start()
+
+    recipient_import.refresh_from_db()
+    assert recipient_import.status == RecipientImport.Status.CANCELLED
+    response = client.post(url("confirm", recipient_import), mapping_data())
+    assert "dispatched before this file's columns were confirmed" in flash(response)[0]
+    assert import_tasks(job_queue) == []
+    page = client.get(recipient_import.get_absolute_url()).content.decode()
+    assert "dispatched before this file&#x27;s columns were confirmed" in page
 
 
 def test_get_changes_nothing(client: Client, make_campaign: MakeCampaign, import_dir: Path) -> None:
@@ -345,7 +368,7 @@ def test_cancel_completed_import_refused(
     response = client.post(url("cancel", recipient_import))
 
     recipient_import.refresh_from_db()
-    assert "Only a queued or running import can be cancelled" in flash(response)[0]
+    assert "had already finished adding its rows" in flash(response)[0]
     assert recipient_import.status == RecipientImport.Status.COMPLETED
 
 
