@@ -418,8 +418,8 @@ def test_progress_page_shows_counts(
         status="running",
         file_size=1000,
         bytes_read=420,
-        rows_read=12,
-        rows_valid=10,
+        rows_read=12345,
+        rows_valid=12343,
         rows_invalid=2,
     )
 
@@ -427,7 +427,7 @@ def test_progress_page_shows_counts(
 
     assert f'id="{recipient_import.dom_id}"' in html
     assert '<progress class="progress" value="42" max="100"' in html
-    assert '<dd data-import-count="read">12</dd>' in html
+    assert '<dd data-import-count="read">12,345</dd>' in html
     assert "Cancel import" in html
     assert "<turbo-stream-source" in html
     assert "style=" not in html
