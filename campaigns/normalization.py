@@ -185,12 +185,22 @@ def _valid_e164(text: str, region: str) -> str | None:
 
 @cache
 def phone_regions() -> list[tuple[str, str]]:
-    """Return (region code, label) pairs for every region that phone numbers can default to."""
+    """Return (region code, label) pairs for every region that phone numbers can default to.
+
+    Labels name the country where libphonenumber's English geocoding data
+    has it, such as "United Kingdom (GB, +44)", and are sorted by it.
+    """
+    # Imported here: the validation worker processes never need its data.
+    from phonenumbers import geocoder
+
     regions = []
-    for code in sorted(phonenumbers.SUPPORTED_REGIONS):
+    for code in phonenumbers.SUPPORTED_REGIONS:
         calling_code = phonenumbers.country_code_for_region(code)
-        regions.append((code, f"{code} (+{calling_code})"))
-    return regions
+        example = phonenumbers.example_number(code)
+        country = geocoder.country_name_for_number(example, "en") if example else ""
+        label = f"{country} ({code}, +{calling_code})" if country else f"{code} (+{calling_code})"
+        regions.append((code, label))
+    return sorted(regions, key=lambda region: region[1])
 
 
 def is_phone_region(code: str) -> bool:
