@@ -117,10 +117,6 @@ class RecipientImport(models.Model):
         return self.status in ACTIVE_IMPORT_STATUSES
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED)
-
-    @property
     def percent_read(self) -> int:
         """Share of the file read so far, rounded down; 100 once it is all read."""
         if self.status == self.Status.COMPLETED or self.file_size <= 0:
