@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 CSV = "name,email,phone\nAda,ada@example.com,\n"
 
 
-def test_header_only_file_says_nothing_was_added(client: Client, queued_import: Any) -> None:
+def test_header_only_report_text(client: Client, queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\n")
     run_import(recipient_import.pk)
@@ -28,7 +28,7 @@ def test_header_only_file_says_nothing_was_added(client: Client, queued_import: 
     assert "Every row of the file was added." not in page
 
 
-def test_delete_page_mentions_a_running_import(client: Client, queued_import: Any) -> None:
+def test_delete_page_mentions_import(client: Client, queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
@@ -39,9 +39,7 @@ def test_delete_page_mentions_a_running_import(client: Client, queued_import: An
     assert "The import of “recipients.csv” that is still running stops" in page
 
 
-def test_duplicate_during_an_import_says_the_copy_lacks_its_rows(
-    client: Client, queued_import: Any
-) -> None:
+def test_duplicate_during_import_warns(client: Client, queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)

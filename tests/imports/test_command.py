@@ -36,9 +36,7 @@ def source(tmp_path: Path) -> Path:
     return path
 
 
-def test_imports_with_the_guessed_columns_and_writes_the_report(
-    source: Path, tmp_path: Path
-) -> None:
+def test_command_imports_and_writes_report(source: Path, tmp_path: Path) -> None:
     campaign = Campaign.objects.create(name="Launch")
     report = tmp_path / "report.csv"
 
@@ -60,7 +58,7 @@ def test_imports_with_the_guessed_columns_and_writes_the_report(
     assert [(row[0], row[1]) for row in rows[1:]] == [("3", "invalid"), ("4", "duplicate")]
 
 
-def test_columns_can_be_named_by_title_or_number(tmp_path: Path) -> None:
+def test_command_columns_by_title_or_number(tmp_path: Path) -> None:
     path = tmp_path / "odd.csv"
     path.write_text("who,contact\nAda,ada@example.com\n", encoding="utf-8")
     campaign = Campaign.objects.create(name="Launch")
@@ -70,7 +68,7 @@ def test_columns_can_be_named_by_title_or_number(tmp_path: Path) -> None:
     assert list(campaign.recipients.values_list("name", "email")) == [("Ada", "ada@example.com")]
 
 
-def test_a_file_without_a_contact_column_is_refused_with_the_column_list(tmp_path: Path) -> None:
+def test_command_needs_contact_column(tmp_path: Path) -> None:
     path = tmp_path / "odd.csv"
     path.write_text("who,notes\nAda,likes engines\n", encoding="utf-8")
     campaign = Campaign.objects.create(name="Launch")
@@ -81,14 +79,14 @@ def test_a_file_without_a_contact_column_is_refused_with_the_column_list(tmp_pat
     assert not RecipientImport.objects.exists()
 
 
-def test_refuses_a_campaign_that_is_not_pending(source: Path) -> None:
+def test_command_rejects_dispatched_campaign(source: Path) -> None:
     campaign = Campaign.objects.create(name="Launch", status=Campaign.Status.COMPLETED)
 
     with pytest.raises(CommandError, match="only be imported into a pending campaign"):
         run(campaign.pk, source)
 
 
-def test_refuses_an_unknown_campaign_a_missing_file_and_a_bad_region(source: Path) -> None:
+def test_command_rejects_bad_arguments(source: Path) -> None:
     campaign = Campaign.objects.create(name="Launch")
 
     with pytest.raises(CommandError, match="No campaign has the id"):
@@ -99,9 +97,7 @@ def test_refuses_an_unknown_campaign_a_missing_file_and_a_bad_region(source: Pat
         run(campaign.pk, source, "--region", "XX")
 
 
-def test_a_file_that_is_not_csv_is_refused_and_not_kept(
-    tmp_path: Path, import_files_dir: Path
-) -> None:
+def test_command_rejects_non_csv_file(tmp_path: Path, import_files_dir: Path) -> None:
     path = tmp_path / "photo.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     campaign = Campaign.objects.create(name="Launch")
@@ -121,9 +117,7 @@ def test_a_file_that_is_not_csv_is_refused_and_not_kept(
         (["--name", "1", "--first-name", "2"], "either a Name column or First name"),
     ],
 )
-def test_mappings_the_page_rejects_are_rejected(
-    source: Path, options: list[str], message: str
-) -> None:
+def test_command_rejects_invalid_mapping(source: Path, options: list[str], message: str) -> None:
     campaign = Campaign.objects.create(name="Launch")
 
     with pytest.raises(CommandError, match=message):
@@ -133,7 +127,7 @@ def test_mappings_the_page_rejects_are_rejected(
     assert not campaign.recipients.exists()
 
 
-def test_a_file_over_the_limit_names_its_size(source: Path, settings: Any) -> None:
+def test_command_rejects_oversized_file(source: Path, settings: Any) -> None:
     settings.IMPORT_MAX_FILE_MEGABYTES = 1
     source.write_bytes(b"email\n" + b"a@example.com\n" * 100_000)
     campaign = Campaign.objects.create(name="Launch")

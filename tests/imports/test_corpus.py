@@ -193,7 +193,7 @@ def corpus_files() -> set[str]:
     }
 
 
-def test_every_corpus_file_has_an_expected_outcome() -> None:
+def test_corpus_outcomes_cover_every_file() -> None:
     assert corpus_files() == set(OUTCOMES) | set(UNREADABLE)
 
 
@@ -240,7 +240,7 @@ def test_unreadable_corpus_file(name: str, import_files_dir: Path) -> None:
     assert list(import_files_dir.iterdir()) == []
 
 
-def test_example_file_imports_as_the_readme_shows() -> None:
+def test_example_file_matches_readme() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "recipients.csv"
     campaign = Campaign.objects.create(name="Example")
 

@@ -18,9 +18,7 @@ CSV = "name,email,phone\nAda,ada@example.com,\n"
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("status", [RecipientImport.Status.QUEUED, RecipientImport.Status.RUNNING])
-def test_dispatch_is_refused_while_an_import_is_active(
-    client: Any, queued_import: Any, status: str
-) -> None:
+def test_dispatch_rejected_during_import(client: Any, queued_import: Any, status: str) -> None:
     campaign = Campaign.objects.create(name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=status)
@@ -42,9 +40,7 @@ def test_dispatch_is_refused_while_an_import_is_active(
         RecipientImport.Status.CANCELLED,
     ],
 )
-def test_imports_that_write_nothing_more_do_not_hold_up_dispatch(
-    queued_import: Any, status: str
-) -> None:
+def test_finished_imports_allow_dispatch(queued_import: Any, status: str) -> None:
     campaign = Campaign.objects.create(name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=status)
@@ -53,7 +49,7 @@ def test_imports_that_write_nothing_more_do_not_hold_up_dispatch(
 
 
 @pytest.mark.django_db
-def test_a_campaign_created_from_a_file_alone_is_empty_until_the_import_ends(
+def test_file_only_campaign_waits_for_import(
     queued_import: Any,
 ) -> None:
     campaign = Campaign.objects.create(name="Launch")
@@ -66,7 +62,7 @@ def test_a_campaign_created_from_a_file_alone_is_empty_until_the_import_ends(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dispatch_waits_for_an_import_being_queued_and_then_refuses(queued_import: Any) -> None:
+def test_dispatch_waits_for_queueing_import(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     locked = threading.Event()

@@ -30,7 +30,7 @@ def staging_exists(import_id: int) -> bool:
     return row is not None and row[0] is not None
 
 
-def test_valid_rows_are_added_in_file_order_and_normalised(queued_import: Any) -> None:
+def test_valid_rows_added_normalised_in_order(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(
         campaign,
@@ -58,7 +58,7 @@ def test_valid_rows_are_added_in_file_order_and_normalised(queued_import: Any) -
     assert not recipient_import.path.exists()
 
 
-def test_invalid_rows_are_reported_with_line_raw_values_and_reason(queued_import: Any) -> None:
+def test_invalid_rows_reported_with_raw_values(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(
         campaign,
@@ -94,7 +94,7 @@ def test_invalid_rows_are_reported_with_line_raw_values_and_reason(queued_import
     assert reasons[3].startswith("Phone: ")
 
 
-def test_duplicates_within_the_file_are_skipped_and_reported(queued_import: Any) -> None:
+def test_duplicates_within_file_skipped(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(
         campaign,
@@ -121,7 +121,7 @@ def test_duplicates_within_the_file_are_skipped_and_reported(queued_import: Any)
     assert recipient_import.issues.get(line=4).phone == "(202) 555-0101"
 
 
-def test_rows_already_in_the_campaign_are_skipped(queued_import: Any) -> None:
+def test_rows_already_in_campaign_skipped(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     Recipient.objects.create(campaign=campaign, name="Ada", email="Ada@Example.com")
     Recipient.objects.create(campaign=campaign, name="Grace", phone_number="+12025550102")
@@ -140,7 +140,7 @@ def test_rows_already_in_the_campaign_are_skipped(queued_import: Any) -> None:
     ]
 
 
-def test_first_and_last_name_columns_are_joined(queued_import: Any) -> None:
+def test_first_and_last_names_joined(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(
         campaign,
@@ -156,7 +156,7 @@ def test_first_and_last_name_columns_are_joined(queued_import: Any) -> None:
     assert [name for name, _e, _p in recipients(campaign)] == ["Ada Lovelace", "Hopper"]
 
 
-def test_a_file_without_a_header_row_imports_its_first_row(queued_import: Any) -> None:
+def test_headerless_file_keeps_first_row(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(
         campaign, "ada@example.com\ngrace@example.com\n", has_header=False, email_column=0
@@ -170,7 +170,7 @@ def test_a_file_without_a_header_row_imports_its_first_row(queued_import: Any) -
     ]
 
 
-def test_phone_numbers_are_read_in_the_import_region(queued_import: Any) -> None:
+def test_phones_read_in_import_region(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,,07911 123456\n", region="GB")
 
@@ -179,7 +179,7 @@ def test_phone_numbers_are_read_in_the_import_region(queued_import: Any) -> None
     assert recipients(campaign) == [("Ada", "", "+447911123456")]
 
 
-def test_a_header_only_file_completes_with_nothing_added(queued_import: Any) -> None:
+def test_header_only_file_adds_nothing(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\n")
 
@@ -201,7 +201,7 @@ def test_windows_1252_file(queued_import: Any) -> None:
     assert recipients(campaign) == [("René “Ren” Müller", "rene@example.com", "")]
 
 
-def test_more_rows_than_the_limit_fail_the_import(queued_import: Any, settings: Any) -> None:
+def test_row_limit_fails_import(queued_import: Any, settings: Any) -> None:
     settings.IMPORT_MAX_ROWS = 2
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(
@@ -216,7 +216,7 @@ def test_more_rows_than_the_limit_fail_the_import(queued_import: Any, settings: 
     assert not campaign.recipients.exists()
 
 
-def test_an_import_runs_only_once(queued_import: Any) -> None:
+def test_import_runs_once(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
 
@@ -226,7 +226,7 @@ def test_an_import_runs_only_once(queued_import: Any) -> None:
     assert campaign.recipients.count() == 1
 
 
-def test_a_missing_file_fails_with_a_clear_message(queued_import: Any) -> None:
+def test_missing_file_fails_import(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
     recipient_import.path.unlink()
@@ -238,7 +238,7 @@ def test_a_missing_file_fails_with_a_clear_message(queued_import: Any) -> None:
     assert "Upload it again" in recipient_import.error
 
 
-def test_a_campaign_dispatched_meanwhile_gets_nothing(queued_import: Any) -> None:
+def test_dispatched_campaign_gets_nothing(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
@@ -255,7 +255,7 @@ def test_a_campaign_dispatched_meanwhile_gets_nothing(queued_import: Any) -> Non
     assert not staging_exists(recipient_import.pk)
 
 
-def test_a_database_error_in_the_final_transaction_adds_nothing(
+def test_final_transaction_error_adds_nothing(
     queued_import: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     campaign = Campaign.objects.create(name="Launch")
@@ -277,9 +277,7 @@ def test_a_database_error_in_the_final_transaction_adds_nothing(
     assert not staging_exists(recipient_import.pk)
 
 
-def test_an_error_while_reading_adds_nothing(
-    queued_import: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_read_error_adds_nothing(queued_import: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     campaign = Campaign.objects.create(name="Launch")
     rows = "".join(f"P{n},p{n}@example.com,\n" for n in range(20))
     recipient_import = queued_import(campaign, "name,email,phone\n" + rows)
@@ -304,7 +302,7 @@ def test_an_error_while_reading_adds_nothing(
     assert not staging_exists(recipient_import.pk)
 
 
-def test_a_cancel_during_the_run_stops_it_and_adds_nothing(
+def test_cancel_during_run_adds_nothing(
     queued_import: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     campaign = Campaign.objects.create(name="Launch")
@@ -322,7 +320,7 @@ def test_a_cancel_during_the_run_stops_it_and_adds_nothing(
     assert not campaign.recipients.exists()
 
 
-def test_progress_is_published_on_the_campaign_stream(queued_import: Any, listen: Any) -> None:
+def test_progress_published_on_stream(queued_import: Any, listen: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     listener = listen(campaign)
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
@@ -333,12 +331,12 @@ def test_progress_is_published_on_the_campaign_stream(queued_import: Any, listen
     assert [entry.fields.get("id") for entry in entries if entry.kind == "import"][:1] == [
         str(recipient_import.pk)
     ]
-    # The completed import asks the campaign's pages to load again.
+    # The completed import requests that the campaign's pages load again.
     assert entries[-1].kind == "refresh"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_processes_validate_a_large_file(
+def test_worker_processes_validate_rows(
     queued_import: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     # Worker processes read the staging table through their own connections,

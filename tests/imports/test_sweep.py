@@ -35,9 +35,7 @@ def decoded_args(job_queue: Any) -> list[int]:
     return ids
 
 
-def test_a_running_import_without_a_job_is_queued_again_and_then_completes(
-    queued_import: Any, job_queue: Any
-) -> None:
+def test_sweep_requeues_dead_job(queued_import: Any, job_queue: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
     RecipientImport.objects.filter(pk=recipient_import.pk).update(attempts=1)
@@ -53,7 +51,7 @@ def test_a_running_import_without_a_job_is_queued_again_and_then_completes(
     assert campaign.recipients.count() == 1
 
 
-def test_a_running_import_whose_job_holds_its_lock_is_left_alone(queued_import: Any) -> None:
+def test_sweep_spares_live_job(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
 
@@ -75,7 +73,7 @@ def test_a_running_import_whose_job_holds_its_lock_is_left_alone(queued_import: 
     assert recipient_import.status == RecipientImport.Status.RUNNING
 
 
-def test_an_import_whose_job_died_too_often_fails(queued_import: Any) -> None:
+def test_sweep_fails_after_max_attempts(queued_import: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     recipient_import = queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
     RecipientImport.objects.filter(pk=recipient_import.pk).update(attempts=IMPORT_MAX_ATTEMPTS)
@@ -88,9 +86,7 @@ def test_an_import_whose_job_died_too_often_fails(queued_import: Any) -> None:
     assert f"stopped {IMPORT_MAX_ATTEMPTS} times" in recipient_import.error
 
 
-def test_a_queued_import_waiting_too_long_gets_a_new_message(
-    queued_import: Any, job_queue: Any
-) -> None:
+def test_sweep_resends_stale_queued_import(queued_import: Any, job_queue: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     waiting = queued_import(campaign, CSV)
     RecipientImport.objects.filter(pk=waiting.pk).update(
@@ -105,7 +101,7 @@ def test_a_queued_import_waiting_too_long_gets_a_new_message(
     assert recent.pk not in result.requeued
 
 
-def test_an_upload_never_confirmed_is_discarded(queued_import: Any, settings: Any) -> None:
+def test_sweep_discards_unconfirmed_upload(queued_import: Any, settings: Any) -> None:
     campaign = Campaign.objects.create(name="Launch")
     old = queued_import(campaign, CSV, status=RecipientImport.Status.MAPPING)
     RecipientImport.objects.filter(pk=old.pk).update(
@@ -122,7 +118,7 @@ def test_an_upload_never_confirmed_is_discarded(queued_import: Any, settings: An
     assert fresh.path.exists()
 
 
-def test_files_of_ended_imports_and_old_orphans_are_removed(
+def test_sweep_removes_unneeded_files(
     queued_import: Any, import_files_dir: Path, settings: Any
 ) -> None:
     campaign = Campaign.objects.create(name="Launch")
@@ -151,7 +147,7 @@ def test_files_of_ended_imports_and_old_orphans_are_removed(
     assert new_orphan.exists()
 
 
-def test_staging_tables_without_a_live_job_are_dropped() -> None:
+def test_sweep_drops_orphan_staging_tables() -> None:
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE TABLE "{staging_table(987654)}" (line integer)')
 
