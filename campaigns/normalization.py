@@ -39,7 +39,7 @@ _INVISIBLE = dict.fromkeys(
 _SPACES = dict.fromkeys(map(ord, "\u00a0\u202f\u2007\u2009\u200a\u3000\t\r\n\v\f"), " ")
 _CLEAN_TABLE = str.maketrans({**_INVISIBLE, **_SPACES})
 _RUNS_OF_SPACES = re.compile(r" {2,}")
-# C0 and C1 control characters (C1 shows up when Latin-1 text holds Windows-1252 bytes).
+# C0 and C1 control characters. C1 ones appear when Windows-1252 bytes are read as Latin-1.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Separators people type inside phone numbers. They carry no meaning, so
@@ -47,7 +47,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().\u00a0/]")
 _PHONE_CHARACTERS = re.compile(r"\+?[0-9\s\-()./]+")
 _DIGITS = re.compile(r"[0-9]+")
-# What a spreadsheet makes of a long number in a cell formatted as a number.
+# Long numbers as a spreadsheet shows them in a cell formatted as a number.
 _SCIENTIFIC = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+")
 _DECIMAL = re.compile(r"\+?[0-9]+[.,]0+")
 _SPREADSHEET_ERROR = re.compile(r"#+|#(?:N/A|VALUE!|REF!|NAME\?|NUM!|DIV/0!|NULL!|SPILL!)")
@@ -55,7 +55,7 @@ _EXTENSION = re.compile(r"(?:ext\.?|extension|x|#)\s*[0-9]+\s*$", re.IGNORECASE)
 
 
 class InvalidContact(ValueError):
-    """A value that cannot be stored; `str(exc)` says why in plain words."""
+    """A value that cannot be stored. `str(exc)` gives the reason in plain words."""
 
 
 def clean_text(value: str) -> str:

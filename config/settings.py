@@ -132,7 +132,7 @@ MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
 
 # Region whose numbering plan reads a phone number written without a country
-# code (an ISO 3166 code that libphonenumber knows, such as US, GB or DE).
+# code (an ISO 3166 code that libphonenumber supports, such as US, GB or DE).
 PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "US").upper()
 if PHONE_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
     raise ImproperlyConfigured(

@@ -1,7 +1,7 @@
 """The import job: read a confirmed upload, validate its rows, add the good ones at once.
 
 1. Claim the import (`queued → running`, one conditional UPDATE) and hold an
-   advisory lock for it, which tells the sweep that a live job owns it.
+   advisory lock for it, which shows the sweep that a live job owns it.
 2. Read the file record by record (imports/reader.py) and hand chunks of
    rows to worker processes, which validate them and COPY every row, valid
    or not, into an UNLOGGED staging table of this import. The staging table
@@ -59,7 +59,7 @@ REPORT_VALUE_MAX_LENGTH = 500
 
 
 class ImportStopped(Exception):
-    """The import cannot go on; `str(exc)` tells the user why, and nothing was added."""
+    """The import cannot go on, and nothing was added. `str(exc)` gives the reason for the user."""
 
 
 @dataclass
@@ -290,7 +290,7 @@ def _stager(table: str, region: str, file_size: int) -> Iterator[Any]:
 class _Progress:
     """Writes the counts to the import's row and announces them, at most twice a second.
 
-    The UPDATE also tells whether the user cancelled the import meanwhile.
+    The UPDATE's row count also shows whether the user cancelled the import meanwhile.
     """
 
     def __init__(

@@ -35,7 +35,7 @@ IMPORT_MAX_ATTEMPTS = 3
 # A queued import whose job has not started after this long gets a new
 # message: the first one may have been lost with a Redis restart.
 REQUEUE_AFTER = timedelta(minutes=1)
-# A file in IMPORT_FILES_DIR that no import names is an upload cut short; it
+# A file in IMPORT_FILES_DIR that no import names is an upload cut short. It
 # is removed once it is this old, so that an upload in progress is spared.
 ORPHAN_FILE_AGE = timedelta(hours=1)
 

@@ -1,4 +1,4 @@
-"""Celery tasks of the import. Messages carry only an import id; the database holds the rest."""
+"""Celery tasks of the import. Messages carry only an import id, and the database has the rest."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each readable file goes through `import_recipients`, which detects the format,
 guesses the columns and runs the import job, so these cases cover the path a
 user takes with the guessed mapping. Files that are not CSV must end with a
-clear error and leave nothing behind. tests/imports/files/rows/ holds files
+clear error and leave nothing behind. tests/imports/files/rows/ contains files
 about the values inside rows: bad emails, damaged phone numbers, duplicates
 and invisible characters.
 """
