@@ -510,6 +510,12 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "display name",
         "customer name",
         "subscriber name",
+        # French, Spanish, Italian, German and Dutch exports.
+        "nom complet",
+        "nombre completo",
+        "nome completo",
+        "vollständiger name",
+        "naam",
     ),
     Field.FIRST_NAME: (
         "first name",
@@ -517,6 +523,11 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "forename",
         "first",
         "fname",
+        "prénom",
+        "nombre",
+        "nome",
+        "vorname",
+        "voornaam",
     ),
     Field.LAST_NAME: (
         "last name",
@@ -524,6 +535,15 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "family name",
         "last",
         "lname",
+        # French exports title the family name "Nom" next to "Prénom".
+        "nom",
+        "apellido",
+        "apellidos",
+        "cognome",
+        "sobrenome",
+        "nachname",
+        "familienname",
+        "achternaam",
     ),
     Field.EMAIL: (
         "email",
@@ -537,6 +557,16 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "email address 1",
         "recipient email",
         "contact email",
+        "courriel",
+        "adresse e-mail",
+        "adresse électronique",
+        "mél",
+        "correo",
+        "correo electrónico",
+        "posta elettronica",
+        "indirizzo email",
+        "e-mail-adresse",
+        "e-mailadres",
     ),
     Field.PHONE: (
         "phone",
@@ -560,6 +590,28 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "whatsapp number",
         "phone 1 - value",
         "contact number",
+        "téléphone",
+        "numéro de téléphone",
+        "portable",
+        "téléphone portable",
+        "numéro de portable",
+        "teléfono",
+        "móvil",
+        "celular",
+        "telefono",
+        "cellulare",
+        "telefone",
+        "telemóvel",
+        "telefon",
+        "telefonnummer",
+        "handy",
+        "handynummer",
+        "mobil",
+        "mobilnummer",
+        "mobiltelefon",
+        "telefoon",
+        "telefoonnummer",
+        "mobiel",
     ),
 }
 
@@ -575,12 +627,19 @@ FUZZY_SUFFIXES: dict[Field, tuple[str, ...]] = {
 def normalize_title(title: str) -> str:
     """Reduce a column title to its lower-case letters and digits.
 
-    Spaces, punctuation, underscores and invisible characters such as a byte-order mark or
-    a zero-width space all go, so "E-mail_Address" and "\\ufeffemail address" both become
-    "emailaddress".
+    Spaces, punctuation, underscores, accents and invisible characters such as a
+    byte-order mark or a zero-width space all go, so "E-mail_Address" and
+    "\\ufeffemail address" both become "emailaddress".
     """
-    folded = unicodedata.normalize("NFKC", title).casefold()
-    return "".join(character for character in folded if character.isalnum())
+    folded = unicodedata.normalize("NFKD", title).casefold()
+    # NFKD splits accented letters into a base letter and a combining mark
+    # (category Mn), which goes with the punctuation: "Téléphone" matches
+    # "telephone" as well as "téléphone".
+    return "".join(
+        character
+        for character in folded
+        if character.isalnum() and unicodedata.category(character) != "Mn"
+    )
 
 
 ALIAS_FIELDS: dict[str, Field] = {

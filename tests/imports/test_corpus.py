@@ -138,7 +138,7 @@ OUTCOMES: dict[str, Outcome] = {
         region="GB",
     ),
     "rows/italian_numbers.csv": Outcome(
-        [("", "", "+390612345678"), ("", "", "+393123456789")],
+        [("Rome landline", "", "+390612345678"), ("Mobile", "", "+393123456789")],
         [(4, "invalid", "removed the leading 0")],
         region="IT",
     ),

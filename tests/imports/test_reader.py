@@ -687,6 +687,25 @@ def test_text_with_many_controls_rejected(tmp_path: Path) -> None:
         (["Firstname", "Surname", "SMS"], {FIRST: 0, LAST: 1, PHONE: 2}),
         (["Given name", "Family name", "WhatsApp"], {FIRST: 0, LAST: 1, PHONE: 2}),
         (["Forename", "Lastname", "cell"], {FIRST: 0, LAST: 1, PHONE: 2}),
+        # Exports in other languages; accents are ignored like letter case.
+        (
+            ["Prénom", "Nom", "Courriel", "Téléphone portable"],
+            {FIRST: 0, LAST: 1, EMAIL: 2, PHONE: 3},
+        ),
+        (["PRENOM", "NOM", "Adresse e-mail", "Telephone"], {FIRST: 0, LAST: 1, EMAIL: 2, PHONE: 3}),
+        (
+            ["Vorname", "Nachname", "E-Mail-Adresse", "Handynummer"],
+            {FIRST: 0, LAST: 1, EMAIL: 2, PHONE: 3},
+        ),
+        (
+            ["Nombre", "Apellidos", "Correo electrónico", "Móvil"],
+            {FIRST: 0, LAST: 1, EMAIL: 2, PHONE: 3},
+        ),
+        (
+            ["Nome", "Cognome", "Indirizzo email", "Cellulare"],
+            {FIRST: 0, LAST: 1, EMAIL: 2, PHONE: 3},
+        ),
+        (["Naam", "E-mailadres", "Telefoonnummer"], {NAME: 0, EMAIL: 1, PHONE: 2}),
         (["first", "last"], {FIRST: 0, LAST: 1}),
         (["\ufeffemail", "\u200bname"], {EMAIL: 0, NAME: 1}),
         ([" Email ", "phone\u00a0"], {EMAIL: 0, PHONE: 1}),
