@@ -262,7 +262,7 @@ SMS_DELIVERY_PROVIDER = env_str("SMS_DELIVERY_PROVIDER", "dispatch.providers.Sim
 # names but only MAILERS is set. SMTP by default. For an ESP, set
 # EMAIL_BACKEND to one of django-anymail's backends, such as
 # anymail.backends.postmark.EmailBackend, and put the ESP's keys in ANYMAIL_*
-# variables (see ANYMAIL below); the SMTP variables are then unused.
+# variables (see ANYMAIL below). The SMTP variables are then unused.
 SMTP_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 _email_backend = env_str("EMAIL_BACKEND", SMTP_EMAIL_BACKEND)
 _email_use_tls = env_bool("EMAIL_USE_TLS", False)

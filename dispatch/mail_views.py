@@ -1,6 +1,6 @@
 """Development-only pages that show the messages the SMTP sink captured.
 
-Both pages answer 404 unless DEBUG is on, because the captured messages are
+Both pages return 404 unless DEBUG is on, because the captured messages are
 personal data and the page has no login.
 """
 

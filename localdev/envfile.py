@@ -14,7 +14,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Where `manage.py smtp_sink` listens in development (Procfile.dev's default).
+# Address and port of `manage.py smtp_sink` in development (Procfile.dev's default).
 DEV_SMTP_SINK_HOST = "127.0.0.1"
 DEV_SMTP_SINK_PORT = 1025
 

@@ -88,7 +88,7 @@ def classify_email_error(exc: Exception) -> DeliveryError:
             f"{address}: {code} {_decode(reply)}"
             for address, (code, reply) in exc.recipients.items()
         )
-        reason = f"recipient refused: {replies}"
+        reason = f"recipient rejected: {replies}"
         if codes and all(400 <= code < 500 for code in codes):
             return TransientDeliveryError(reason)
         return PermanentDeliveryError(reason)
@@ -109,7 +109,7 @@ def classify_email_error(exc: Exception) -> DeliveryError:
         # Connection refused or reset, DNS failures and TLS errors.
         return TransientDeliveryError(f"SMTP connection failed: {type(exc).__name__}: {exc}")
     if isinstance(exc, AnymailRecipientsRefused):
-        return PermanentDeliveryError(f"recipient refused by the email service: {exc}")
+        return PermanentDeliveryError(f"recipient rejected by the email service: {exc}")
     if isinstance(exc, AnymailAPIError):
         status = exc.status_code
         reason = f"email service error (HTTP status {status}): {_first_line(exc)}"

@@ -14,6 +14,7 @@ import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.core import mail
 
 from dispatch.providers import (
     Delivery,
@@ -176,8 +177,8 @@ def test_smtp_reply_code_classified(
 
 
 def test_silent_server_times_out_transiently(settings: Any) -> None:
-    # A listening socket that nobody accepts from: the connection opens, but
-    # the greeting never comes.
+    # A listening socket that never accepts: the TCP connection opens, but no
+    # SMTP greeting is ever sent.
     with socket.create_server(("127.0.0.1", 0)) as silent:
         port = silent.getsockname()[1]
         settings.MAILERS = {
@@ -235,3 +236,18 @@ def test_anymail_refused_recipient_is_permanent() -> None:
     error = AnymailRecipientsRefused("All message recipients were rejected")
 
     assert isinstance(classify_email_error(error), PermanentDeliveryError)
+
+
+def test_anymail_backend_sends_through_mailer(settings: Any) -> None:
+    # anymail's test backend runs the whole anymail send path without an ESP.
+    settings.MAILERS = {"sink": {"BACKEND": "anymail.backends.test.EmailBackend"}}
+    mail.outbox = []
+
+    message_id = provider().deliver(delivery(email_message()))
+
+    assert message_id == "<c3.r14@campaigns.example.com>"
+    assert len(mail.outbox) == 1
+    sent = mail.outbox[0]
+    assert sent.to == ["ada@example.com"]
+    assert sent.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert sent.anymail_status.status == {"sent"}  # type: ignore[union-attr]

@@ -47,7 +47,7 @@ def delivery(message: OutboundMessage | None = None) -> Delivery:
 
 @dataclass
 class Gateway:
-    """What the test gateway answers, and the requests it received."""
+    """The test gateway's reply, and the requests it received."""
 
     status: int = 200
     body: bytes = b'{"id": "gw-123"}'
