@@ -228,7 +228,7 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Delivery provider: a dotted path to a class with the interface in
-# dispatch/providers.py. The simulated provider waits a random delay per
+# dispatch/providers/base.py. The simulated provider waits a random delay per
 # recipient and fails by rule: recipients whose email domain is
 # DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone number starts with
 # DELIVERY_FAIL_PHONE_PREFIX, always fail permanently; recipients at
@@ -247,6 +247,80 @@ DELIVERY_FAILURE_RATE = env_float("DELIVERY_FAILURE_RATE", 0.0, minimum=0.0, max
 DELIVERY_FAIL_EMAIL_DOMAIN = env_str("DELIVERY_FAIL_EMAIL_DOMAIN", "fail.example.com")
 DELIVERY_FAIL_PHONE_PREFIX = env_str("DELIVERY_FAIL_PHONE_PREFIX", "+1202555019")
 DELIVERY_FLAKY_EMAIL_DOMAIN = env_str("DELIVERY_FLAKY_EMAIL_DOMAIN", "flaky.example.com")
+
+# Providers per channel, for DELIVERY_PROVIDER=dispatch.providers.ChannelRouter:
+# dotted paths to provider classes for email and SMS messages. A delivery
+# that carries no rendered message goes to the simulated provider.
+EMAIL_DELIVERY_PROVIDER = env_str(
+    "EMAIL_DELIVERY_PROVIDER", "dispatch.providers.EmailBackendProvider"
+)
+SMS_DELIVERY_PROVIDER = env_str("SMS_DELIVERY_PROVIDER", "dispatch.providers.SimulatedProvider")
+
+# Email (dispatch.providers.EmailBackendProvider) goes through the default
+# mailer, which the EMAIL_* variables configure. Django 6.1 deprecates the
+# EMAIL_* settings in favour of MAILERS, so the variables keep their usual
+# names but only MAILERS is set. SMTP by default. For an ESP, set
+# EMAIL_BACKEND to one of django-anymail's backends, such as
+# anymail.backends.postmark.EmailBackend, and put the ESP's keys in ANYMAIL_*
+# variables (see ANYMAIL below). The SMTP variables are then unused.
+SMTP_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_email_backend = env_str("EMAIL_BACKEND", SMTP_EMAIL_BACKEND)
+_email_use_tls = env_bool("EMAIL_USE_TLS", False)
+_email_use_ssl = env_bool("EMAIL_USE_SSL", False)
+if _email_use_tls and _email_use_ssl:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS and EMAIL_USE_SSL are both on; turn one off "
+        "(TLS: STARTTLS, usually port 587; SSL: implicit TLS, usually port 465)."
+    )
+# Seconds that each network operation of a send may take: the SMTP socket
+# timeout, or the HTTP timeout of an anymail backend.
+_email_timeout = env_float("EMAIL_TIMEOUT", 10.0, positive=True)
+_smtp_options = {
+    "host": env_str("EMAIL_HOST", "localhost"),
+    "port": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
+    "username": env_str("EMAIL_HOST_USER", ""),
+    "password": env_str("EMAIL_HOST_PASSWORD", ""),
+    "use_tls": _email_use_tls,
+    "use_ssl": _email_use_ssl,
+    "timeout": _email_timeout,
+}
+MAILERS = {
+    "default": {
+        "BACKEND": _email_backend,
+        "OPTIONS": _smtp_options if _email_backend == SMTP_EMAIL_BACKEND else {},
+    },
+}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Campaign Dispatcher <campaigns@localhost>")
+# django-anymail settings: every ANYMAIL_<NAME> variable becomes ANYMAIL[NAME],
+# for example ANYMAIL_POSTMARK_SERVER_TOKEN, ANYMAIL_SENDGRID_API_KEY,
+# ANYMAIL_MAILGUN_API_KEY and ANYMAIL_MAILGUN_SENDER_DOMAIN.
+ANYMAIL: dict[str, object] = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and value
+}
+ANYMAIL.setdefault("REQUESTS_TIMEOUT", _email_timeout)
+
+# Development SMTP sink (manage.py smtp_sink) and the page that lists what it
+# captured (/dev/mail/, only with DEBUG on). A relative path is taken from the
+# project folder.
+MAIL_SINK_DIR = BASE_DIR / env_str("MAIL_SINK_DIR", "var/mail")
+
+# SMS through a gateway of your own (dispatch.providers.WebhookSmsProvider):
+# each message is POSTed as JSON to SMS_WEBHOOK_URL, signed with
+# SMS_WEBHOOK_SECRET (HMAC-SHA256 in the X-Signature header).
+SMS_WEBHOOK_URL = env_str("SMS_WEBHOOK_URL", "")
+SMS_WEBHOOK_SECRET = env_str("SMS_WEBHOOK_SECRET", "")
+SMS_WEBHOOK_TIMEOUT_SECONDS = env_float("SMS_WEBHOOK_TIMEOUT_SECONDS", 10.0, positive=True)
+
+# SMS through Twilio (dispatch.providers.TwilioSmsProvider). Messages go from
+# TWILIO_FROM_NUMBER, or through the Messaging Service when
+# TWILIO_MESSAGING_SERVICE_SID is set.
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
+TWILIO_TIMEOUT_SECONDS = env_float("TWILIO_TIMEOUT_SECONDS", 10.0, positive=True)
 
 # Dispatch engine (dispatch/engine.py). Each value is checked at startup:
 # a value out of range raises ValueError here, instead of leaving a started

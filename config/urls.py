@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("campaigns.urls")),
     path("", include("live.urls")),
+    path("", include("dispatch.urls")),
     path("campaigns/<int:pk>/imports/", include("imports.urls")),
 ]

@@ -14,6 +14,10 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Address and port of `manage.py smtp_sink` in development (Procfile.dev's default).
+DEV_SMTP_SINK_HOST = "127.0.0.1"
+DEV_SMTP_SINK_PORT = 1025
+
 
 def dotenv_path() -> Path:
     return Path(os.environ.get("DOTENV_PATH") or PROJECT_ROOT / ".env")
@@ -84,7 +88,8 @@ def update_dotenv(path: Path, values: dict[str, str]) -> None:
 def init_dotenv(path: Path) -> list[str]:
     """Create the .env file for development, or give an existing one a SECRET_KEY.
 
-    A new file gets DEBUG=true and a random SECRET_KEY. An existing file keeps
+    A new file gets DEBUG=true, a random SECRET_KEY, and EMAIL_HOST and
+    EMAIL_PORT of the development SMTP sink. An existing file keeps
     all its lines, and gets a SECRET_KEY only when it has none. Returns the
     keys that were added.
     """
@@ -96,9 +101,12 @@ def init_dotenv(path: Path) -> list[str]:
             "# starts private servers.\n"
             "DEBUG=true\n"
             f"SECRET_KEY={secret_key}\n"
+            "# Email goes to the SMTP sink that bin/dev starts (manage.py smtp_sink).\n"
+            f"EMAIL_HOST={DEV_SMTP_SINK_HOST}\n"
+            f"EMAIL_PORT={DEV_SMTP_SINK_PORT}\n"
         )
         _write_atomically(path, text, 0o600)
-        return ["DEBUG", "SECRET_KEY"]
+        return ["DEBUG", "SECRET_KEY", "EMAIL_HOST", "EMAIL_PORT"]
     if "SECRET_KEY" in read_dotenv(path):
         return []
     update_dotenv(path, {"SECRET_KEY": secret_key})

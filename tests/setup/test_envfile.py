@@ -117,15 +117,17 @@ def test_written_urls_load_through_config_env(
     }
 
 
-def test_init_creates_debug_and_secret_key(tmp_path: Path) -> None:
+def test_init_creates_debug_secret_and_sink(tmp_path: Path) -> None:
     path = tmp_path / ".env"
 
     added = init_dotenv(path)
 
     values = read_dotenv(path)
-    assert added == ["DEBUG", "SECRET_KEY"]
+    assert added == ["DEBUG", "SECRET_KEY", "EMAIL_HOST", "EMAIL_PORT"]
     assert values["DEBUG"] == "true"
     assert len(values["SECRET_KEY"]) >= 50
+    assert values["EMAIL_HOST"] == "127.0.0.1"
+    assert values["EMAIL_PORT"] == "1025"
     assert file_mode(path) == 0o600
 
 

@@ -1,61 +1,14 @@
-"""Delivery providers: one small interface that every channel adapter implements.
-
-A provider delivers one message to one recipient and returns the provider's
-message id. It raises `TransientDeliveryError` for failures worth retrying
-(timeouts, rate limits, server errors) and `PermanentDeliveryError` for the
-rest (invalid address, rejected message). Providers run in worker threads and
-must not touch the database.
-"""
+"""A provider that pretends to deliver, for development, demos and tests."""
 
 from __future__ import annotations
 
 import random
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Protocol
 
 from django.conf import settings
-from django.utils.module_loading import import_string
 
-
-@dataclass(frozen=True)
-class Delivery:
-    """The data a provider needs to deliver one message."""
-
-    campaign_id: int
-    recipient_id: int
-    attempt: int
-    name: str
-    email: str
-    phone_number: str
-    # The same for every attempt and every reclaim of this recipient in this
-    # campaign, so a provider that supports idempotency keys drops repeats.
-    idempotency_key: str
-
-
-class DeliveryError(Exception):
-    """Delivery failed; the message is a short reason fit to show an operator."""
-
-    transient = False
-
-
-class TransientDeliveryError(DeliveryError):
-    """A failure that may pass: timeout, rate limit, server error. Retried with backoff."""
-
-    transient = True
-
-
-class PermanentDeliveryError(DeliveryError):
-    """A failure that will not pass: invalid address, rejected message. Never retried."""
-
-
-class Provider(Protocol):
-    name: str
-
-    def deliver(self, delivery: Delivery) -> str:
-        """Deliver one message and return the provider's message id."""
-        ...
+from dispatch.providers.base import Delivery, PermanentDeliveryError, TransientDeliveryError
 
 
 class SimulatedProvider:
@@ -122,15 +75,3 @@ class SimulatedProvider:
         if self.failure_rate and self.rng.random() < self.failure_rate:
             raise TransientDeliveryError("provider busy, try again later (simulated)")
         return f"simulated-{uuid.uuid4()}"
-
-
-def get_provider() -> Provider:
-    """Build the provider that `DELIVERY_PROVIDER` names (a dotted path to a class).
-
-    The class is built with its `from_settings()` class method when it has
-    one, else with no arguments.
-    """
-    provider_class = import_string(settings.DELIVERY_PROVIDER)
-    factory = getattr(provider_class, "from_settings", provider_class)
-    provider: Provider = factory()
-    return provider
