@@ -1,10 +1,10 @@
 """Message content: a sandboxed template engine for campaign texts, and SMS length.
 
 Campaign authors write the email subject, bodies and SMS text in Django's
-template language, but Django's templates are not a sandbox: a template
-rendered by the project's engine could load tag libraries, include files,
-print debug output or walk attributes of whatever the context holds. So
-content is compiled by an engine of its own:
+template language. Django's templates are not a sandbox, because a template
+rendered by the project's engine can load tag libraries, include files,
+print debug output and walk attributes of whatever the context contains.
+So content is compiled by an engine of its own:
 
 - It has no loaders, so no tag can read a file, and no tag libraries
   except the allow-lists below: `if`/`elif`/`else` and `firstof` as tags,
@@ -176,7 +176,7 @@ class _SandboxTemplate(Template):
 
 @functools.lru_cache(maxsize=_CACHED_TEMPLATES)
 def _compile(source: str) -> Template:
-    """Compile `source`; raises ValidationError with the line of the first error."""
+    """Compile `source`. Raises ValidationError with the line of the first error."""
     try:
         return _SandboxTemplate(source, engine=_ENGINE)
     except TemplateSyntaxError as exc:
@@ -192,7 +192,10 @@ def _render(source: str, fields: dict[str, str], *, html: bool) -> str:
     if not source:
         return ""
     template = _compile(source)
-    return str(template.render(Context(dict(fields), autoescape=html)))
+    rendered = template.render(Context(dict(fields), autoescape=html))
+    # A plain str rather than the SafeString that render() returns, so that a
+    # page showing the HTML body escapes it. str() would keep the subclass.
+    return str.__str__(rendered)
 
 
 # Values for the trial render at validation time.
@@ -305,9 +308,9 @@ def sms_segments(text: str) -> SmsInfo:
 
     GSM-7 is used when every character is in the default alphabet or its
     extension table, and UCS-2 otherwise. Segments are filled without
-    splitting an escape sequence or a surrogate pair, as phones and gateways
-    do, so a message just over a part limit may need one more segment than a
-    plain division would give. An empty text has 0 segments.
+    splitting an escape sequence or a surrogate pair, because each part must
+    decode on its own. So a text just over a part limit may need one more
+    segment than a plain division gives. An empty text has 0 segments.
     """
     if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text):
         encoding = GSM7

@@ -14,7 +14,7 @@ from campaigns.models import Campaign, Recipient
 
 logger = logging.getLogger(__name__)
 
-# Recipients offered in the preview's list; others are chosen by id.
+# Recipients offered in the preview's list. Others are chosen by their id.
 PREVIEW_CHOICES = 50
 
 

@@ -74,6 +74,8 @@ def test_render_escapes_html_body_only() -> None:
     message = render_message(campaign, fields)
 
     assert message.html == "<p>&lt;b&gt;Ada &amp; Co&lt;/b&gt;</p>"
+    # Not marked safe, so a page that shows the HTML escapes it again.
+    assert type(message.html) is str
     assert message.subject == "<b>Ada & Co</b>"
     assert message.text == "<b>Ada & Co</b>"
     assert message.sms == "<b>Ada & Co</b>"
@@ -282,19 +284,25 @@ def test_syntax_error_names_line(source: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "source",
+    ("source", "expected"),
     [
-        "",
-        "Plain text with no tags",
-        "{{ name }} {{ first_name }} {{ email }} {{ phone }}",
-        "{# a comment #}{{ 'literal' }} {{ 3 }}",
-        "{% if phone and not email %}SMS{% elif email %}Mail{% else %}None{% endif %}",
-        "{{ name|title|truncatewords:2|capfirst|linebreaksbr|lower }}",
+        ("", ""),
+        ("Plain text with no tags", "Plain text with no tags"),
+        (
+            "{{ name }} {{ first_name }} {{ email }} {{ phone }}",
+            "Ada Lovelace Ada ada@example.com +12025550101",
+        ),
+        ("{# a comment #}{{ 'literal' }} {{ 3 }}", "literal 3"),
+        ("{% if phone and not email %}SMS{% elif email %}Mail{% else %}None{% endif %}", "Mail"),
+        ("{{ name|title|truncatewords:1|capfirst|linebreaksbr|lower }}", "ada …"),
     ],
 )
-def test_valid_template_accepted(source: str) -> None:
-    for html in (False, True):
-        assert validate_template(source, html=html) is None
+def test_valid_template_accepted(source: str, expected: str) -> None:
+    # validate_template raises for an invalid template; these must pass in both modes.
+    validate_template(source, html=False)
+    validate_template(source, html=True)
+
+    assert render_message(campaign_with(email_text=source), ADA).text == expected
 
 
 # SMS size
