@@ -11,15 +11,29 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
-from campaigns.models import Campaign, Recipient
+from campaigns.models import EMAIL_SUBJECT_MAX_LENGTH, Campaign, Recipient
 from campaigns.normalization import InvalidContact, clean_email, clean_name, clean_phone
 
 
 class CampaignForm(forms.ModelForm):
+    """The campaign's name and message content.
+
+    The content fields' model validators compile each template in the
+    sandbox of campaigns/content.py, so a syntax error or an unknown
+    variable shows next to its field, with its line, and nothing is saved.
+    """
+
     class Meta:
         model = Campaign
-        fields = ["name"]
-        widgets = {"name": forms.TextInput(attrs={"autofocus": True, "maxlength": 200})}
+        fields = ["name", "email_subject", "email_text", "email_html", "sms_text", "prefer_sms"]
+        labels = {"email_html": "Email HTML (optional)"}
+        widgets = {
+            "name": forms.TextInput(attrs={"autofocus": True, "maxlength": 200}),
+            "email_subject": forms.TextInput(attrs={"maxlength": EMAIL_SUBJECT_MAX_LENGTH}),
+            "email_text": forms.Textarea(attrs={"rows": 6, "spellcheck": "true"}),
+            "email_html": forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+            "sms_text": forms.Textarea(attrs={"rows": 3, "spellcheck": "true"}),
+        }
         error_messages = {"name": {"required": "Enter a campaign name."}}
 
 

@@ -18,12 +18,14 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.content import validate_html_template, validate_text_template
 from campaigns.normalization import normalize_email, normalize_phone
 
 # Failure reasons are shown in the recipients table; longer messages are cut.
 FAILURE_REASON_MAX_LENGTH = 255
 
 CAMPAIGN_NAME_MAX_LENGTH = 200
+EMAIL_SUBJECT_MAX_LENGTH = 200
 
 # The suffix that `copy_name` adds: " (copy)" for the first copy, then
 # " (copy 2)", " (copy 3)" and so on for a copy of a copy.
@@ -154,6 +156,43 @@ class Campaign(models.Model):
         blank=True,
         help_text="Most messages per second for this campaign; empty means only the "
         "provider's global limit applies.",
+    )
+    # Message content in the sandboxed template language of campaigns/content.py,
+    # checked when it is saved through a form. The table has defaults too, so
+    # that an INSERT that names none of these columns still works.
+    email_subject = models.CharField(
+        max_length=EMAIL_SUBJECT_MAX_LENGTH,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_text_template],
+    )
+    email_text = models.TextField(
+        "email text",
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_text_template],
+        help_text="Plain-text body.",
+    )
+    email_html = models.TextField(
+        "email HTML",
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_html_template],
+        help_text="Optional HTML body, sent next to the plain-text one. Recipient fields "
+        "are HTML-escaped in it.",
+    )
+    sms_text = models.TextField(
+        "SMS text", blank=True, default="", db_default="", validators=[validate_text_template]
+    )
+    prefer_sms = models.BooleanField(
+        "prefer SMS",
+        default=False,
+        db_default=False,
+        help_text="Send an SMS rather than an email to recipients with both a phone number "
+        "and an email address.",
     )
     # Outcomes since the campaign was dispatched or last resumed, for the
     # automatic pause when failures pass the configured threshold.
@@ -404,7 +443,8 @@ class Campaign(models.Model):
         return True
 
     def duplicate(self) -> Campaign:
-        """Create a pending copy of the campaign with the same recipients, all queued.
+        """Create a pending copy of the campaign with the same content and recipients,
+        all queued.
 
         The recipients are copied by one INSERT ... SELECT, so none is loaded
         into Python, and the status count triggers count them like any other
@@ -413,7 +453,13 @@ class Campaign(models.Model):
         recipients = Recipient._meta.db_table
         with transaction.atomic():
             copy = Campaign.objects.create(
-                name=copy_name(self.name), rate_limit_per_second=self.rate_limit_per_second
+                name=copy_name(self.name),
+                rate_limit_per_second=self.rate_limit_per_second,
+                email_subject=self.email_subject,
+                email_text=self.email_text,
+                email_html=self.email_html,
+                sms_text=self.sms_text,
+                prefer_sms=self.prefer_sms,
             )
             with connection.cursor() as cursor:
                 # Every NOT NULL column is named, because Django keeps most

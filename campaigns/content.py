@@ -1,0 +1,335 @@
+"""Message content: a sandboxed template engine for campaign texts, and SMS length.
+
+Campaign authors write the email subject, bodies and SMS text in Django's
+template language. Django's templates are not a sandbox, because a template
+rendered by the project's engine can load tag libraries, include files,
+print debug output and walk attributes of whatever the context contains.
+So content is compiled by an engine of its own:
+
+- It has no loaders, so no tag can read a file, and no tag libraries
+  except the allow-lists below: `if`/`elif`/`else` and `firstof` as tags,
+  and the filters in ALLOWED_FILTERS.
+- Every variable, in output and in tag and filter arguments, is checked
+  while the template compiles. A name other than those in ALLOWED_VARIABLES
+  and any attribute or index lookup (`{{ email.upper }}`) are rejected
+  with the line number, so the form reports them when the campaign is
+  saved, not when it is dispatched.
+- The context is a plain dictionary of recipient strings, so even a lookup
+  that passed the checks could reach nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.template import (
+    Context,
+    Engine,
+    Library,
+    Template,
+    TemplateSyntaxError,
+    defaultfilters,
+    defaulttags,
+)
+from django.template.base import FilterExpression, Lexer, Parser, Token, Variable
+from django.utils.text import get_text_list
+
+if TYPE_CHECKING:
+    from campaigns.models import Campaign, Recipient
+
+ALLOWED_VARIABLES = ("name", "first_name", "email", "phone")
+
+# Built-in tags that only branch on or print the recipient fields.
+ALLOWED_TAGS = ("if", "firstof")
+# Built-in filters that transform one string. Filters whose output can grow
+# without limit from a number in the template (ljust, center, rjust,
+# stringformat), that mark text as safe HTML (safe, safeseq) or that read
+# anything but their input are left out.
+ALLOWED_FILTERS = (
+    "capfirst",
+    "default",
+    "linebreaksbr",
+    "lower",
+    "title",
+    "truncatechars",
+    "truncatewords",
+    "upper",
+    "urlencode",
+)
+
+# The allow-lists as error messages show them: "a, b or c".
+_VARIABLE_NAMES = get_text_list(list(ALLOWED_VARIABLES), "or")
+_TAG_NAMES = get_text_list(list(ALLOWED_TAGS), "or")
+_FILTER_NAMES = get_text_list(list(ALLOWED_FILTERS), "or")
+
+# Closing and middle tags of the allowed tags, which the parser handles itself.
+_STRUCTURE_TAGS = ("elif", "else", "endif")
+
+# " on line 3" in Django's syntax error messages.
+_LINE_IN_MESSAGE = re.compile(r" on line \d+")
+
+# Compiled templates kept for reuse, because a dispatch renders the same
+# content once per recipient.
+_CACHED_TEMPLATES = 256
+
+
+def _build_library() -> Library:
+    library = Library()
+    library.tag("if", defaulttags.do_if)
+    library.tag("firstof", defaulttags.firstof)
+    for name in ALLOWED_FILTERS:
+        library.filter(name, getattr(defaultfilters, name))
+    return library
+
+
+class _SandboxEngine(Engine):
+    """An engine whose only built-ins are the allowed tags and filters."""
+
+    default_builtins: ClassVar[list[str]] = []
+
+    def get_template_builtins(self, builtins: list[str]) -> list[Library]:
+        return [_build_library()]
+
+
+# No directories, no app templates and no loaders, so `{% include %}` and
+# `{% extends %}` would have nothing to read even if they were registered.
+_ENGINE = _SandboxEngine(dirs=[], app_dirs=False, loaders=[], libraries={}, debug=False)
+
+
+class _CheckingParser(Parser):
+    """A parser that rejects unknown variables, lookups, tags and filters with their line."""
+
+    current_token: Token | None = None
+
+    def next_token(self) -> Token:
+        token: Token = super().next_token()
+        self.current_token = token
+        return token
+
+    def compile_filter(self, token: str) -> FilterExpression:
+        try:
+            expression = super().compile_filter(token)
+            _check_variable(expression.var)
+            for _function, arguments in expression.filters:
+                for is_variable, argument in arguments:
+                    if is_variable:
+                        _check_variable(argument)
+        except TemplateSyntaxError as exc:
+            # The error belongs to the tag being read, which is the `elif`
+            # line rather than its `if` when they differ.
+            if self.current_token is not None:
+                exc.token = self.current_token  # type: ignore[attr-defined]
+            raise
+        return expression
+
+    def find_filter(self, filter_name: str) -> Any:
+        if filter_name not in self.filters:
+            raise TemplateSyntaxError(f"unknown filter “{filter_name}”. Use {_FILTER_NAMES}.")
+        return self.filters[filter_name]
+
+    def invalid_block_tag(
+        self, token: Token, command: str, parse_until: Iterable[str] | None = None
+    ) -> None:
+        if command in _STRUCTURE_TAGS:
+            if not parse_until:
+                raise self.error(token, f"“{command}” has no opening {{% if %}}.")
+            expected = get_text_list(list(parse_until), "or")
+            raise self.error(token, f"“{command}” is not valid here. Expected {expected}.")
+        raise self.error(
+            token,
+            f"the tag “{command}” is not allowed in message content. Use {_TAG_NAMES}.",
+        )
+
+
+def _check_variable(variable: Any) -> None:
+    """Reject a variable other than a recipient field, or any lookup into one."""
+    if not isinstance(variable, Variable) or variable.lookups is None:
+        # A string or number literal.
+        return
+    root = variable.lookups[0]
+    if root not in ALLOWED_VARIABLES:
+        raise TemplateSyntaxError(f"unknown variable “{variable.var}”. Use {_VARIABLE_NAMES}.")
+    if len(variable.lookups) > 1:
+        raise TemplateSyntaxError(
+            f"“{variable.var}” reads an attribute or item of {root}, which message content "
+            f"cannot do. Use a filter instead, such as {root}|upper."
+        )
+
+
+class _SandboxTemplate(Template):
+    """A template compiled by `_CheckingParser` on the sandbox engine."""
+
+    def compile_nodelist(self) -> Any:
+        tokens = Lexer(self.source).tokenize()
+        parser = _CheckingParser(
+            tokens, self.engine.template_libraries, self.engine.template_builtins, self.origin
+        )
+        nodelist = parser.parse()
+        self.extra_data = parser.extra_data
+        return nodelist
+
+
+@functools.lru_cache(maxsize=_CACHED_TEMPLATES)
+def _compile(source: str) -> Template:
+    """Compile `source`. Raises ValidationError with the line of the first error."""
+    try:
+        return _SandboxTemplate(source, engine=_ENGINE)
+    except TemplateSyntaxError as exc:
+        token = getattr(exc, "token", None)
+        message = str(exc.args[0]) if exc.args else str(exc)
+        if token is not None:
+            # Some of Django's messages name the line themselves.
+            message = f"Line {token.lineno}: {_LINE_IN_MESSAGE.sub('', message)}"
+        raise ValidationError(message, code="invalid_template") from None
+
+
+def _render(source: str, fields: dict[str, str], *, html: bool) -> str:
+    if not source:
+        return ""
+    template = _compile(source)
+    rendered = template.render(Context(dict(fields), autoescape=html))
+    # A plain str rather than the SafeString that render() returns, so that a
+    # page showing the HTML body escapes it. str() would keep the subclass.
+    return str.__str__(rendered)
+
+
+# Values for the trial render at validation time.
+_SAMPLE_FIELDS = {
+    "name": "Ada Lovelace",
+    "first_name": "Ada",
+    "email": "ada@example.com",
+    "phone": "+12025550101",
+}
+
+
+def validate_template(source: str, *, html: bool) -> None:
+    """Compile `source` as message content and render it once with sample recipient fields.
+
+    Raises ValidationError naming the line of a syntax error, an unknown
+    variable, tag or filter, or a lookup into a recipient field. `html`
+    selects autoescaping, as for the HTML body.
+    """
+    _render(source, _SAMPLE_FIELDS, html=html)
+
+
+def validate_text_template(source: str) -> None:
+    """Validate a subject, plain-text body or SMS text (see validate_template)."""
+    validate_template(source, html=False)
+
+
+def validate_html_template(source: str) -> None:
+    """Validate an HTML body (see validate_template)."""
+    validate_template(source, html=True)
+
+
+@dataclass(frozen=True)
+class RenderedContent:
+    """A campaign's message for one recipient; a part the campaign lacks is ""."""
+
+    subject: str
+    text: str
+    html: str
+    sms: str
+
+
+def recipient_fields(recipient: Recipient) -> dict[str, str]:
+    """Return the template context for `recipient`: the fields in ALLOWED_VARIABLES.
+
+    `first_name` is the name's first word, or "" for a recipient without a name.
+    """
+    words = recipient.name.split()
+    return {
+        "name": recipient.name,
+        "first_name": words[0] if words else "",
+        "email": recipient.email,
+        "phone": recipient.phone_number,
+    }
+
+
+def render_message(campaign: Campaign, fields: dict[str, str]) -> RenderedContent:
+    """Render the campaign's subject, bodies and SMS text with the recipient `fields`.
+
+    Only the HTML body is autoescaped. Line breaks in the subject become
+    spaces, because an email header cannot contain them. Raises
+    ValidationError when stored content does not compile, which the form
+    prevents but a direct database write does not.
+    """
+    context = {name: str(fields.get(name, "")) for name in ALLOWED_VARIABLES}
+    subject = _render(campaign.email_subject, context, html=False)
+    return RenderedContent(
+        subject=" ".join(subject.split()),
+        text=_render(campaign.email_text, context, html=False),
+        html=_render(campaign.email_html, context, html=True),
+        sms=_render(campaign.sms_text, context, html=False),
+    )
+
+
+# SMS encodings (3GPP TS 23.038, the successor of GSM 03.38). The GSM 7-bit
+# default alphabet, in code order from 0x00, without 0x1B, which is the
+# escape to the extension table rather than a character.
+GSM7_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ"
+    " !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Characters of the extension table: each is sent as ESC plus one septet, so it counts 2.
+GSM7_EXTENSION = "\f^{}\\[~]|€"
+
+GSM7 = "GSM-7"
+UCS2 = "UCS-2"
+# Characters (septets for GSM-7, UTF-16 code units for UCS-2) in one SMS, and
+# in each part of a concatenated SMS, whose header takes the rest.
+_SINGLE_LIMIT = {GSM7: 160, UCS2: 70}
+_PART_LIMIT = {GSM7: 153, UCS2: 67}
+
+
+@dataclass(frozen=True)
+class SmsInfo:
+    """The size of an SMS text.
+
+    `length` counts septets for GSM-7 (an extension character takes two) and
+    UTF-16 code units for UCS-2 (a character outside the Basic Multilingual
+    Plane, such as most emoji, takes two).
+    """
+
+    length: int
+    encoding: str
+    segments: int
+
+
+def sms_segments(text: str) -> SmsInfo:
+    """Measure `text` as an SMS: its encoding, length and number of segments.
+
+    GSM-7 is used when every character is in the default alphabet or its
+    extension table, and UCS-2 otherwise. Segments are filled without
+    splitting an escape sequence or a surrogate pair, because each part must
+    decode on its own. So a text just over a part limit may need one more
+    segment than a plain division gives. An empty text has 0 segments.
+    """
+    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text):
+        encoding = GSM7
+        units = [2 if char in GSM7_EXTENSION else 1 for char in text]
+    else:
+        encoding = UCS2
+        units = [2 if ord(char) > 0xFFFF else 1 for char in text]
+    length = sum(units)
+    if length == 0:
+        return SmsInfo(length=0, encoding=encoding, segments=0)
+    if length <= _SINGLE_LIMIT[encoding]:
+        return SmsInfo(length=length, encoding=encoding, segments=1)
+
+    part_limit = _PART_LIMIT[encoding]
+    segments = 1
+    used = 0
+    for size in units:
+        if used + size > part_limit:
+            segments += 1
+            used = 0
+        used += size
+    return SmsInfo(length=length, encoding=encoding, segments=segments)

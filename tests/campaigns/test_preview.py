@@ -1,0 +1,255 @@
+"""The message preview page: a campaign's email and SMS rendered for one recipient."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from html.parser import HTMLParser
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
+
+from campaigns.models import Campaign, Recipient
+
+pytestmark = pytest.mark.django_db
+
+MakeCampaign = Callable[..., Campaign]
+
+CONTENT = {
+    "email_subject": "Hello {{ first_name }}",
+    "email_text": "Dear {{ name }},\nthis goes to {{ email }}.",
+    "email_html": "<p>Dear {{ name }}</p>",
+    "sms_text": "Hi {{ first_name }}",
+}
+
+
+def preview_url(campaign: Campaign, recipient: object = None) -> str:
+    url = reverse("campaigns:preview", args=[campaign.pk])
+    return url if recipient is None else f"{url}?recipient={recipient}"
+
+
+def part(html: str, name: str) -> str:
+    """Return the text of the element marked `data-preview-part="name"`."""
+    match = re.search(rf'data-preview-part="{name}"[^>]*>(.*?)</', html, re.DOTALL)
+    assert match is not None, f"no preview part {name}"
+    return match.group(1)
+
+
+def test_preview_defaults_to_first_recipient(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+
+    response = client.get(preview_url(campaign))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert part(html, "subject") == "Hello Ada"
+    assert part(html, "text") == "Dear Ada,\nthis goes to ada@example.com."
+    assert part(html, "sms") == "Hi Ada"
+    assert "This recipient has no phone number, so it cannot get the SMS." in html
+
+
+def test_preview_chosen_recipient(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+    alan = campaign.recipients.get(name="Alan")
+
+    response = client.get(preview_url(campaign, alan.pk))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert part(html, "subject") == "Hello Alan"
+    assert part(html, "sms") == "Hi Alan"
+    assert f'<option value="{alan.pk}" selected>' in html
+    assert "cannot get the" not in html
+
+
+def test_preview_other_campaigns_recipient_404(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+    other = make_campaign(name="Other", recipients=[{"email": "eve@example.com"}])
+    eve = other.recipients.get()
+
+    response = client.get(preview_url(campaign, eve.pk))
+
+    assert response.status_code == 404
+    assert b"eve@example.com" not in response.content
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "\u0661", "999999999"])
+def test_preview_bad_recipient_404(client: Client, make_campaign: MakeCampaign, value: str) -> None:
+    campaign = make_campaign(**CONTENT)
+
+    response = client.get(preview_url(campaign, value))
+
+    assert response.status_code == 404
+
+
+def test_preview_unknown_campaign_404(client: Client) -> None:
+    response = client.get(reverse("campaigns:preview", args=[999999]))
+
+    assert response.status_code == 404
+
+
+def test_preview_rejects_post(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+
+    response = client.post(preview_url(campaign))
+
+    assert response.status_code == 405
+
+
+def test_preview_html_in_sandboxed_srcdoc(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(
+        email_html="<p style='color:red'>Hi {{ name }}</p><script>alert(1)</script>",
+        recipients=[{"name": "<img src=x onerror=alert(2)>", "email": "ada@example.com"}],
+    )
+
+    response = client.get(preview_url(campaign))
+
+    html = response.content.decode()
+    rendered = (
+        "<p style='color:red'>Hi &lt;img src=x onerror=alert(2)&gt;</p><script>alert(1)</script>"
+    )
+    iframe = re.search(r"<iframe[^>]*>", html)
+    assert iframe is not None
+    assert 'sandbox=""' in iframe.group(0)
+    assert f'srcdoc="{escape(rendered)}"' in iframe.group(0)
+    assert part(html, "html-source") == escape(rendered)
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
+
+
+class TagCollector(HTMLParser):
+    """Collect every start tag of a page with its attributes, as a browser parses them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_preview_page_has_no_inline_script_or_style(
+    client: Client, make_campaign: MakeCampaign
+) -> None:
+    # A strict Content-Security-Policy blocks inline scripts, styles and event
+    # handlers, so the page may have none, whatever the email's HTML holds.
+    content = {
+        **CONTENT,
+        "email_html": "<style>p{color:red}</style><p onclick='x()'>{{ name }}</p>",
+    }
+    campaign = make_campaign(**content)
+    collector = TagCollector()
+
+    collector.feed(client.get(preview_url(campaign)).content.decode())
+
+    tag_names = [tag for tag, _attrs in collector.tags]
+    assert "iframe" in tag_names
+    assert "style" not in tag_names
+    for tag, attrs in collector.tags:
+        assert "style" not in attrs, tag
+        assert not [name for name in attrs if name.startswith("on")], tag
+        if tag == "script":
+            assert attrs.get("src"), attrs
+
+
+def test_preview_sms_size_gsm7(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(sms_text="{{ first_name }} " + "a" * 157)
+
+    html = client.get(preview_url(campaign)).content.decode()
+
+    assert "161 characters in GSM-7, sent as 2 segments." in html
+
+
+def test_preview_sms_size_ucs2(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(sms_text="Olá {{ first_name }}")
+
+    html = client.get(preview_url(campaign)).content.decode()
+
+    assert "7 code units in UCS-2, sent as 1 segment." in html
+    assert "fits 70 per SMS rather than 160" in html
+
+
+def test_preview_without_content(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+
+    response = client.get(preview_url(campaign))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "No subject yet." in html
+    assert "No plain-text body yet." in html
+    assert "No HTML body: the email is plain text only." in html
+    assert "No SMS text yet." in html
+    assert "<iframe" not in html
+
+
+def test_preview_without_recipients(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(recipients=[], **CONTENT)
+
+    response = client.get(preview_url(campaign))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "This campaign has no recipients to preview the message for." in html
+    assert "<select" not in html
+
+
+def test_preview_lists_first_fifty(client: Client, make_campaign: MakeCampaign) -> None:
+    rows = [{"email": f"r{number:02d}@example.com"} for number in range(55)]
+    campaign = make_campaign(recipients=rows, **CONTENT)
+    last = campaign.recipients.order_by("id").last()
+    assert last is not None
+
+    first_page = client.get(preview_url(campaign)).content.decode()
+    chosen = client.get(preview_url(campaign, last.pk)).content.decode()
+
+    assert first_page.count("<option ") == 50
+    assert "r49@example.com" in first_page
+    assert "r50@example.com" not in first_page
+    assert 'id="preview_recipient_id"' in first_page
+    assert chosen.count("<option ") == 51
+    assert f'<option value="{last.pk}" selected>r54@example.com</option>' in chosen
+
+
+def test_preview_few_recipients_no_id_box(client: Client, make_campaign: MakeCampaign) -> None:
+    rows = [{"email": f"r{number:02d}@example.com"} for number in range(50)]
+    campaign = make_campaign(recipients=rows)
+
+    html = client.get(preview_url(campaign)).content.decode()
+
+    assert html.count("<option ") == 50
+    assert 'id="preview_recipient_id"' not in html
+
+
+def test_preview_stored_invalid_content(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+    Campaign.objects.filter(pk=campaign.pk).update(email_text="{% debug %}")
+
+    response = client.get(preview_url(campaign))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "The saved content cannot be rendered." in html
+    assert "Line 1: the tag “debug” is not allowed in message content." in html
+    assert 'data-preview="email"' not in html
+
+
+def test_campaign_page_links_preview(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+
+    html = client.get(campaign.get_absolute_url()).content.decode()
+
+    assert f'href="{preview_url(campaign)}"' in html
+
+
+def test_preview_of_dispatched_campaign(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED)
+    Recipient.objects.filter(campaign=campaign).update(status=Recipient.Status.SENT)
+
+    response = client.get(preview_url(campaign))
+
+    assert response.status_code == 200
+    assert part(response.content.decode(), "subject") == "Hello Ada"
