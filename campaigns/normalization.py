@@ -187,20 +187,15 @@ def _valid_e164(text: str, region: str) -> str | None:
 def phone_regions() -> list[tuple[str, str]]:
     """Return (region code, label) pairs for every region that phone numbers can default to.
 
-    Labels name the country where libphonenumber's English geocoding data
-    has it, such as "United Kingdom (GB, +44)", and are sorted by it.
+    Labels give the code and the calling code, such as "GB (+44)". Country
+    names would need libphonenumber's geocoding data, whose import takes
+    about 4 s.
     """
-    # Imported here: the validation worker processes never need its data.
-    from phonenumbers import geocoder
-
     regions = []
-    for code in phonenumbers.SUPPORTED_REGIONS:
+    for code in sorted(phonenumbers.SUPPORTED_REGIONS):
         calling_code = phonenumbers.country_code_for_region(code)
-        example = phonenumbers.example_number(code)
-        country = geocoder.country_name_for_number(example, "en") if example else ""
-        label = f"{country} ({code}, +{calling_code})" if country else f"{code} (+{calling_code})"
-        regions.append((code, label))
-    return sorted(regions, key=lambda region: region[1])
+        regions.append((code, f"{code} (+{calling_code})"))
+    return regions
 
 
 def is_phone_region(code: str) -> bool:
