@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("campaigns.urls")),
     path("", include("live.urls")),
     path("campaigns/<int:pk>/imports/", include("imports.urls")),
+    path("", include("suppressions.urls")),
 ]
