@@ -53,7 +53,8 @@ class Suppression(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(email="") & ~Q(phone="")) | (~Q(email="") & Q(phone="")),
+                condition=(Q(email__regex=r"\S") & Q(phone=""))
+                | (Q(email="") & Q(phone__regex=r"\S")),
                 name="suppression_email_xor_phone",
                 violation_error_message="Enter an email address or a phone number, not both.",
             ),
