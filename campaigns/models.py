@@ -95,8 +95,8 @@ class RecipientStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
-    # Not sent because the address is on the suppression list; the failure
-    # reason says why it is there.
+    # Not sent because the address is on the suppression list. The failure
+    # reason gives the reason the address is on it.
     SUPPRESSED = "suppressed", "Suppressed"
 
 

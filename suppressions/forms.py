@@ -15,7 +15,7 @@ ADDRESS_MAX_LENGTH = 254
 
 
 class SuppressionAddForm(forms.Form):
-    """One email address or phone number to add, told apart by the "@" in an email."""
+    """One email address or phone number to add; an "@" marks an email address."""
 
     address = forms.CharField(
         label="Email address or phone number",

@@ -1,8 +1,8 @@
 """Signed unsubscribe tokens.
 
 A token carries a campaign id, a recipient id and the address (email or
-phone number) that the message went to, signed with SECRET_KEY under a salt
-of its own, so no other signed value of the app is accepted as a token. It
+phone number) that the message went to. It is signed with SECRET_KEY under a
+salt of its own, so no other signed value of the app is accepted as a token. It
 does not expire, because people unsubscribe from old messages too. Changing
 SECRET_KEY invalidates every token sent until then.
 """

@@ -25,7 +25,7 @@ SUPPRESSIONS_PER_PAGE = 50
 
 @require_http_methods(["GET", "POST"])
 def index(request: HttpRequest) -> HttpResponse:
-    """List the suppression list with a search, and add an entry from the form (POST)."""
+    """Show the suppression list with a search (GET), or add an entry from the form (POST)."""
     add_form = SuppressionAddForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and add_form.is_valid():
         entry, created = suppress(
@@ -104,8 +104,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 def one_click(request: HttpRequest, token: str) -> HttpResponse:
     """Add the token's address to the suppression list, for an RFC 8058 one-click POST.
 
-    RFC 8058 requires the body `List-Unsubscribe=One-Click`, and a POST
-    without it is rejected, so that no other form can post here by accident.
+    The body must be `List-Unsubscribe=One-Click`, the value that the
+    message's `List-Unsubscribe-Post` header tells the mail client to post.
+    A POST without it is rejected, so that no other form can post here by accident.
     """
     try:
         unsubscribe_token = read_token(token)
@@ -120,7 +121,8 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
             unsubscribe_token.recipient_id,
         )
         return HttpResponseBadRequest(
-            "The request body must be List-Unsubscribe=One-Click (RFC 8058).\n",
+            "The request body must be List-Unsubscribe=One-Click (RFC 8058 one-click "
+            "unsubscribe).\n",
             content_type="text/plain; charset=utf-8",
         )
     _unsubscribe(unsubscribe_token, "a one-click request")
@@ -131,7 +133,7 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
-    # The campaign may have been deleted since the message went out; the
+    # The campaign may have been deleted since the message went out, and the
     # address is suppressed all the same.
     campaign = Campaign.objects.filter(pk=token.campaign_id).first()
     email, phone = (token.address, "") if token.is_email else ("", token.address)
