@@ -172,5 +172,6 @@ def test_row_shows_status_and_reason(client: Client, campaign: Campaign) -> None
 
     assert f'<tr id="recipient_{recipient.pk}" data-status="suppressed"' in html
     assert '<span class="badge badge-suppressed" data-status="suppressed">Suppressed</span>' in html
-    assert REASON in html
+    # Shown as a reason, not in the red of a failure.
+    assert f'<span class="text-violet-800">{REASON}</span>' in html
     assert '<option value="suppressed" selected>Suppressed</option>' in html
