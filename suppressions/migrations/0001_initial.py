@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('campaigns', '0009_recipient_status_suppressed'),
+        ('campaigns', '0001_initial'),
     ]
 
     operations = [
