@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0008_phone_numbers_e164'),
+        ('campaigns', '0009_campaign_content'),
     ]
 
     operations = [
