@@ -8,6 +8,7 @@ status, so when two processes race, the row count shows which one won.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +60,11 @@ class Progress:
     sent: int = 0
     failed: int = 0
     cancelled: int = 0
+    suppressed: int = 0
 
     @property
     def total(self) -> int:
-        return self.queued + self.in_flight + self.sent + self.failed + self.cancelled
+        return self.queued + self.in_flight + self.processed
 
     def of(self, status: str) -> int:
         """Recipients with `status`, or all of them when `status` is empty."""
@@ -71,7 +73,7 @@ class Progress:
     @property
     def processed(self) -> int:
         """Recipients with a final status."""
-        return self.sent + self.failed + self.cancelled
+        return self.sent + self.failed + self.cancelled + self.suppressed
 
     @property
     def percent(self) -> int:
@@ -95,10 +97,18 @@ class RecipientStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # Not sent because the address is on the suppression list. The failure
+    # reason gives the reason the address is on it.
+    SUPPRESSED = "suppressed", "Suppressed"
 
 
 # Statuses a recipient never leaves, except failed through "retry failed".
-FINAL_RECIPIENT_STATUSES = (RecipientStatus.SENT, RecipientStatus.FAILED, RecipientStatus.CANCELLED)
+FINAL_RECIPIENT_STATUSES = (
+    RecipientStatus.SENT,
+    RecipientStatus.FAILED,
+    RecipientStatus.CANCELLED,
+    RecipientStatus.SUPPRESSED,
+)
 
 
 # The position of the reading statement's snapshot in commit order, as one
@@ -260,6 +270,7 @@ class Campaign(models.Model):
             sent=counts.get(Recipient.Status.SENT, 0),
             failed=counts.get(Recipient.Status.FAILED, 0),
             cancelled=counts.get(Recipient.Status.CANCELLED, 0),
+            suppressed=counts.get(Recipient.Status.SUPPRESSED, 0),
         )
 
     def has_retryable_failures(self) -> bool:
@@ -591,6 +602,29 @@ class Recipient(models.Model):
 
 def delivery_key(campaign_id: int, recipient_id: int) -> str:
     return f"campaign-{campaign_id}-recipient-{recipient_id}"
+
+
+def mark_suppressed(campaign_id: int, recipient_ids: Iterable[int], reason: str) -> int:
+    """Move the campaign's queued or in-flight recipients among `recipient_ids` to
+    `suppressed`, with `reason` as their failure reason; returns how many changed.
+
+    One conditional UPDATE, so a recipient that reached a final status
+    meanwhile keeps it. A claim on a suppressed row is dropped with its lease,
+    so the sweep never returns it to the queue.
+    """
+    return Recipient.objects.filter(
+        campaign_id=campaign_id,
+        pk__in=list(recipient_ids),
+        status__in=[RecipientStatus.QUEUED, RecipientStatus.IN_FLIGHT],
+    ).update(
+        status=RecipientStatus.SUPPRESSED,
+        failure_reason=reason[:FAILURE_REASON_MAX_LENGTH],
+        processed_at=timezone.now(),
+        next_attempt_at=None,
+        claim_token=None,
+        claimed_at=None,
+        lease_expires_at=None,
+    )
 
 
 class StatusCountChange(models.Model):

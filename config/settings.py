@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "dispatch",
     "live",
     "imports",
+    "suppressions",
 ]
 
 MIDDLEWARE = [
@@ -130,6 +131,14 @@ if WHITENOISE_USE_FINDERS:
 # limit of 1,000 fields would reject a form of about 200 rows.
 MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
+
+# The address that links in messages start with, such as the unsubscribe
+# links: the scheme, host and port that recipients reach this app at.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"SITE_URL={SITE_URL!r} is not an absolute URL; use one such as https://mail.example.com."
+    )
 
 # Region whose numbering plan reads a phone number written without a country
 # code (an ISO 3166 code that libphonenumber supports, such as US, GB or DE).

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("live.urls")),
     path("", include("dispatch.urls")),
     path("campaigns/<int:pk>/imports/", include("imports.urls")),
+    path("", include("suppressions.urls")),
 ]

@@ -26,6 +26,7 @@ def counted(campaign: Campaign) -> dict[str, int]:
         Recipient.Status.SENT: progress.sent,
         Recipient.Status.FAILED: progress.failed,
         Recipient.Status.CANCELLED: progress.cancelled,
+        Recipient.Status.SUPPRESSED: progress.suppressed,
     }
     return {status: count for status, count in counts.items() if count}
 

@@ -220,6 +220,7 @@ def header_in_database(campaign: Campaign) -> dict[str, Any]:
         "sent": progress.sent,
         "failed": progress.failed,
         "cancelled": progress.cancelled,
+        "suppressed": progress.suppressed,
     }
     return {"status": campaign.status, "counts": counts, "percent": f"{progress.percent}%"}
 

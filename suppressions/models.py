@@ -1,0 +1,201 @@
+"""The suppression list: email addresses and phone numbers that are never sent to.
+
+Entries are stored in the form that `Recipient.save()` stores contact details
+(campaigns/normalization.py), so an entry matches the recipient rows it was
+made from. Emails compare case-insensitively, as the recipients' unique index
+does, and phone numbers compare in E.164.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from django.db import connection, models, transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from campaigns.normalization import normalize_email, normalize_phone
+
+# How many times `suppress` inserts again when the entry that blocked its
+# insert was deleted before it could be read.
+_SUPPRESS_ATTEMPTS = 3
+
+
+class SuppressionReason(models.TextChoices):
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed through the link"
+    OPERATOR = "operator", "Added by an operator"
+    BOUNCED = "bounced", "Bounced"
+    COMPLAINT = "complaint", "Spam complaint"
+
+
+class Suppression(models.Model):
+    """One email address or one phone number that no campaign sends to."""
+
+    Reason = SuppressionReason
+
+    email = models.CharField(max_length=254, blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The campaign whose unsubscribe link added the entry, when there was one.
+    source_campaign = models.ForeignKey(
+        Campaign,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="suppressions",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(email__regex=r"\S") & Q(phone=""))
+                | (Q(email="") & Q(phone__regex=r"\S")),
+                name="suppression_email_xor_phone",
+                violation_error_message="Enter an email address or a phone number, not both.",
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__in=SuppressionReason.values),
+                name="suppression_reason_valid",
+            ),
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=~Q(email=""),
+                name="suppression_unique_email",
+                violation_error_message="This email address is already on the suppression list.",
+            ),
+            models.UniqueConstraint(
+                fields=["phone"],
+                condition=~Q(phone=""),
+                name="suppression_unique_phone",
+                violation_error_message="This phone number is already on the suppression list.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.phone
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = normalize_email(self.email)
+        self.phone = normalize_phone(self.phone)
+        super().save(*args, **kwargs)
+
+    @property
+    def address(self) -> str:
+        """The email address or phone number, whichever the entry has."""
+        return self.email or self.phone
+
+
+class SuppressedAddresses(NamedTuple):
+    """The given email addresses and phone numbers that are on the suppression list."""
+
+    emails: set[str]
+    phones: set[str]
+
+
+def is_suppressed(email: str, phone: str) -> bool:
+    """Return whether the email address or the phone number is on the suppression list.
+
+    Either may be empty. The values are normalised first, so "Ada@Example.COM "
+    matches an entry for "ada@example.com".
+    """
+    found = suppressed_among([email] if email else [], [phone] if phone else [])
+    return bool(found.emails or found.phones)
+
+
+def suppressed_among(emails: Iterable[str], phones: Iterable[str]) -> SuppressedAddresses:
+    """Return which of `emails` and `phones` are on the suppression list.
+
+    The sets contain the values as given, not their normalised forms, so a
+    caller can look up its own recipients' values in them. One query for the
+    emails and one for the phone numbers, each served by its unique index.
+    Empty values are never suppressed.
+    """
+    given_emails = [email for email in emails if email.strip()]
+    phones_by_key: dict[str, list[str]] = {}
+    for phone in phones:
+        if phone.strip():
+            phones_by_key.setdefault(normalize_phone(phone), []).append(phone)
+
+    found = SuppressedAddresses(set(), set())
+    if given_emails:
+        # PostgreSQL lowers both sides, so the comparison is the one that the
+        # unique index on lower(email) makes, and the index serves it.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT v.given
+                  FROM unnest(%s::text[], %s::text[]) AS v(given, normalized)
+                 WHERE EXISTS (SELECT 1 FROM {Suppression._meta.db_table} AS s
+                                WHERE lower(s.email) = lower(v.normalized) AND s.email <> '')
+                """,
+                [given_emails, [normalize_email(email) for email in given_emails]],
+            )
+            found.emails.update(row[0] for row in cursor.fetchall())
+    if phones_by_key:
+        matched = Suppression.objects.filter(phone__in=list(phones_by_key)).values_list(
+            "phone", flat=True
+        )
+        for key in matched:
+            found.phones.update(phones_by_key[key])
+    return found
+
+
+def suppress(
+    *,
+    email: str = "",
+    phone: str = "",
+    reason: str,
+    campaign: Campaign | None = None,
+) -> tuple[Suppression, bool]:
+    """Add an email address or a phone number to the suppression list.
+
+    Returns the entry and whether this call created it. An address that is
+    already on the list keeps its entry, with its first reason and campaign,
+    so calling this again is harmless. The insert is one
+    `INSERT ... ON CONFLICT DO NOTHING`, so two requests at the same moment
+    create one entry and neither fails. Raises ValueError unless exactly one
+    of `email` and `phone` is given.
+    """
+    email = normalize_email(email)
+    phone = normalize_phone(phone)
+    if bool(email) == bool(phone):
+        raise ValueError("Give an email address or a phone number to suppress, not both.")
+    if reason not in SuppressionReason.values:
+        raise ValueError(f"{reason!r} is not a suppression reason.")
+
+    table = Suppression._meta.db_table
+    for _attempt in range(_SUPPRESS_ATTEMPTS):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {table} (email, phone, reason, created_at, source_campaign_id)
+                VALUES (%s, %s, %s, %s, %s)
+                ON CONFLICT DO NOTHING
+                RETURNING id
+                """,
+                [email, phone, reason, timezone.now(), campaign.pk if campaign else None],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            return Suppression.objects.get(pk=row[0]), True
+        existing = _find(email, phone)
+        if existing is not None:
+            return existing, False
+        # The entry that blocked the insert was deleted meanwhile: insert again.
+    raise RuntimeError(f"Could not add {email or phone} to the suppression list.")
+
+
+def _find(email: str, phone: str) -> Suppression | None:
+    if email:
+        return (
+            Suppression.objects.annotate(email_key=Lower("email"))
+            .filter(email_key=Lower(Value(email)))
+            .exclude(email="")
+            .first()
+        )
+    return Suppression.objects.filter(phone=phone).first()

@@ -1,0 +1,76 @@
+"""Signed unsubscribe tokens.
+
+A token carries a campaign id, a recipient id and the address (email or
+phone number) that the message went to. It is signed with SECRET_KEY under a
+salt of its own, so no other signed value of the app is accepted as a token. It
+does not expire, because people unsubscribe from old messages too. Changing
+SECRET_KEY invalidates every token sent until then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+SALT = "suppressions.unsubscribe"
+
+
+class InvalidToken(ValueError):
+    """A token that was changed, cut short or signed with another key."""
+
+
+@dataclass(frozen=True)
+class UnsubscribeToken:
+    campaign_id: int
+    recipient_id: int
+    address: str
+
+    @property
+    def is_email(self) -> bool:
+        """True for an email address; phone numbers never contain "@"."""
+        return "@" in self.address
+
+
+def make_token(campaign_id: int, recipient_id: int, address: str) -> str:
+    """Sign the campaign id, recipient id and address into a URL-safe token."""
+    return signing.dumps([campaign_id, recipient_id, address], salt=SALT, compress=True)
+
+
+def read_token(token: str) -> UnsubscribeToken:
+    """Check the token's signature and return what it carries.
+
+    Raises InvalidToken when the signature does not match or the content is
+    not what `make_token` writes.
+    """
+    try:
+        value = signing.loads(token, salt=SALT)
+    except signing.BadSignature:
+        raise InvalidToken(
+            "The unsubscribe link is invalid: it was changed or cut short. "
+            "Open the link from the message again."
+        ) from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(type(part) is int for part in value[:2])
+        or not isinstance(value[2], str)
+        or not value[2]
+    ):
+        raise InvalidToken("The unsubscribe link is invalid: its content is malformed.")
+    return UnsubscribeToken(campaign_id=value[0], recipient_id=value[1], address=value[2])
+
+
+def unsubscribe_urls(campaign_id: int, recipient_id: int, address: str) -> tuple[str, str]:
+    """Return the absolute URLs of the unsubscribe page and of its one-click POST.
+
+    The second goes into a message's `List-Unsubscribe` header, together with
+    `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058). Both start
+    with SITE_URL.
+    """
+    token = make_token(campaign_id, recipient_id, address)
+    page = settings.SITE_URL + reverse("suppressions:unsubscribe", args=[token])
+    one_click = settings.SITE_URL + reverse("suppressions:one_click", args=[token])
+    return page, one_click

@@ -1,0 +1,150 @@
+"""The suppression list pages and the unsubscribe pages that links in messages open."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from campaigns.models import Campaign
+from campaigns.views import see_other
+from suppressions.forms import SuppressionAddForm, SuppressionSearchForm
+from suppressions.models import Suppression, SuppressionReason, suppress
+from suppressions.tokens import InvalidToken, UnsubscribeToken, read_token
+
+logger = logging.getLogger(__name__)
+
+SUPPRESSIONS_PER_PAGE = 50
+
+
+@require_http_methods(["GET", "POST"])
+def index(request: HttpRequest) -> HttpResponse:
+    """Show the suppression list with a search (GET), or add an entry from the form (POST)."""
+    add_form = SuppressionAddForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and add_form.is_valid():
+        entry, created = suppress(
+            email=add_form.cleaned_data["email"],
+            phone=add_form.cleaned_data["phone"],
+            reason=SuppressionReason.OPERATOR,
+        )
+        if created:
+            logger.info("suppression %s: added by an operator", entry.pk)
+            messages.success(request, f"{entry.address} added to the suppression list.")
+        else:
+            # Another request added it after the form's check.
+            messages.info(request, f"{entry.address} is already on the suppression list.")
+        return see_other(reverse("suppressions:index"))
+
+    search_form = SuppressionSearchForm(request.GET)
+    entries = Suppression.objects.select_related("source_campaign").order_by("-created_at", "-id")
+    status = 422 if add_form.is_bound else 200
+    if search_form.is_valid():
+        entries = search_form.filter(entries)
+    else:
+        entries = entries.none()
+        status = 400
+    page = Paginator(entries, SUPPRESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "add_form": add_form,
+        "search_form": search_form,
+        "page": page,
+        "query": search_form.cleaned_data.get("q", "") if search_form.is_valid() else "",
+    }
+    return render(request, "suppressions/index.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask for confirmation (GET), then remove the entry from the suppression list (POST)."""
+    entry = get_object_or_404(Suppression, pk=pk)
+    if request.method == "GET":
+        return render(request, "suppressions/confirm_delete.html", {"entry": entry})
+    entry.delete()
+    logger.info("suppression %s: deleted by an operator", pk)
+    messages.success(
+        request, f"{entry.address} removed from the suppression list; it can be sent to again."
+    )
+    return see_other(reverse("suppressions:index"))
+
+
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """Show the unsubscribe confirmation (GET), or add the address to the list (POST).
+
+    GET changes nothing, because mail scanners open the links in messages
+    before their recipients do. The POST is the page's form, with its CSRF token.
+    """
+    try:
+        unsubscribe_token = read_token(token)
+    except InvalidToken as exc:
+        logger.info("unsubscribe rejected: %s", exc)
+        return render(
+            request, "suppressions/unsubscribe_invalid.html", {"error": str(exc)}, status=400
+        )
+    if request.method == "GET":
+        return render(
+            request,
+            "suppressions/unsubscribe.html",
+            {"address": unsubscribe_token.address, "token": token},
+        )
+    _unsubscribe(unsubscribe_token, "the unsubscribe page")
+    return render(request, "suppressions/unsubscribed.html", {"address": unsubscribe_token.address})
+
+
+# Mail clients send the one-click POST without a session or a CSRF token, so
+# the signed token is what proves that the request comes from the message.
+@csrf_exempt
+@require_POST
+def one_click(request: HttpRequest, token: str) -> HttpResponse:
+    """Add the token's address to the suppression list, for an RFC 8058 one-click POST.
+
+    The body must be `List-Unsubscribe=One-Click`, the value that the
+    message's `List-Unsubscribe-Post` header tells the mail client to post.
+    A POST without it is rejected, so that no other form can post here by accident.
+    """
+    try:
+        unsubscribe_token = read_token(token)
+    except InvalidToken as exc:
+        logger.info("one-click unsubscribe rejected: %s", exc)
+        return HttpResponseBadRequest(f"{exc}\n", content_type="text/plain; charset=utf-8")
+    if request.POST.get("List-Unsubscribe") != "One-Click":
+        logger.info(
+            "one-click unsubscribe rejected: body without List-Unsubscribe=One-Click "
+            "(campaign %s, recipient %s)",
+            unsubscribe_token.campaign_id,
+            unsubscribe_token.recipient_id,
+        )
+        return HttpResponseBadRequest(
+            "The request body must be List-Unsubscribe=One-Click (RFC 8058 one-click "
+            "unsubscribe).\n",
+            content_type="text/plain; charset=utf-8",
+        )
+    _unsubscribe(unsubscribe_token, "a one-click request")
+    return HttpResponse(
+        "Unsubscribed: no more messages will be sent to this address.\n",
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
+    # The campaign may have been deleted since the message went out, and the
+    # address is suppressed all the same.
+    campaign = Campaign.objects.filter(pk=token.campaign_id).first()
+    email, phone = (token.address, "") if token.is_email else ("", token.address)
+    entry, created = suppress(
+        email=email, phone=phone, reason=SuppressionReason.UNSUBSCRIBED, campaign=campaign
+    )
+    logger.info(
+        "suppression %s: %s through %s (campaign %s, recipient %s)",
+        entry.pk,
+        "added" if created else "already present",
+        source,
+        token.campaign_id,
+        token.recipient_id,
+    )

@@ -1,0 +1,260 @@
+"""Unsubscribe tokens and the pages that the links in messages open."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.core import signing
+from django.test import Client
+from django.urls import reverse
+
+from campaigns.models import Campaign
+from suppressions.models import Suppression, SuppressionReason
+from suppressions.tokens import InvalidToken, make_token, read_token, unsubscribe_urls
+
+pytestmark = pytest.mark.django_db
+
+ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture
+def campaign(make_campaign: Callable[..., Campaign]) -> Campaign:
+    return make_campaign()
+
+
+@pytest.fixture
+def token(campaign: Campaign) -> str:
+    recipient = campaign.recipients.get(email="ada@example.com")
+    return make_token(campaign.pk, recipient.pk, recipient.email)
+
+
+def page_url(token: str) -> str:
+    return reverse("suppressions:unsubscribe", args=[token])
+
+
+def one_click_url(token: str) -> str:
+    return reverse("suppressions:one_click", args=[token])
+
+
+def tampered(token: str) -> str:
+    """The token with one character of its payload changed."""
+    position = 2
+    replacement = "A" if token[position] != "A" else "B"
+    return token[:position] + replacement + token[position + 1 :]
+
+
+def csrf_client() -> Client:
+    """A client that sends no CSRF token unless the test adds one, as a mail client does."""
+    return Client(enforce_csrf_checks=True)
+
+
+def test_token_round_trip() -> None:
+    read = read_token(make_token(7, 42, "ada@example.com"))
+
+    assert read.campaign_id == 7
+    assert read.recipient_id == 42
+    assert read.address == "ada@example.com"
+    assert read.is_email
+
+
+def test_token_for_phone() -> None:
+    read = read_token(make_token(7, 42, "+12025550101"))
+
+    assert read.address == "+12025550101"
+    assert not read.is_email
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not-a-token",
+        tampered(make_token(7, 42, "ada@example.com")),
+        make_token(7, 42, "ada@example.com")[:-2],
+        # Signed with the same key for another purpose.
+        signing.dumps([7, 42, "ada@example.com"]),
+        signing.dumps([7, 42, "ada@example.com"], salt="other"),
+    ],
+)
+def test_token_tampering_rejected(bad: str) -> None:
+    with pytest.raises(InvalidToken, match="invalid"):
+        read_token(bad)
+
+
+@pytest.mark.parametrize(
+    "content", [[7, 42], ["7", 42, "ada@example.com"], [7, True, "a@b.c"], [7, 42, ""], {}]
+)
+def test_token_malformed_content_rejected(content: object) -> None:
+    token = signing.dumps(content, salt="suppressions.unsubscribe")
+
+    with pytest.raises(InvalidToken, match="malformed"):
+        read_token(token)
+
+
+def test_token_from_other_key_rejected(settings) -> None:
+    token = make_token(7, 42, "ada@example.com")
+    settings.SECRET_KEY = "another-key-" + "x" * 40
+
+    with pytest.raises(InvalidToken):
+        read_token(token)
+
+
+def test_unsubscribe_urls_absolute(settings) -> None:
+    settings.SITE_URL = "https://mail.example.com"
+
+    page, one_click = unsubscribe_urls(7, 42, "ada@example.com")
+
+    assert page.startswith("https://mail.example.com/u/")
+    assert one_click.startswith("https://mail.example.com/u/")
+    assert one_click.endswith("/one-click")
+    token = page.removeprefix("https://mail.example.com/u/")
+    assert one_click == f"https://mail.example.com/u/{token}/one-click"
+    assert read_token(token).address == "ada@example.com"
+
+
+def test_get_shows_confirmation(client: Client, token: str) -> None:
+    response = client.get(page_url(token))
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert "Unsubscribe ada@example.com from these messages?" in html
+    assert f'<form method="post" action="{page_url(token)}"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    # The page is for recipients: no link to the operators' pages.
+    assert reverse("suppressions:index") not in html
+
+
+def test_get_changes_nothing(client: Client, token: str) -> None:
+    client.get(page_url(token))
+    client.get(page_url(token))
+
+    assert not Suppression.objects.exists()
+
+
+def test_post_suppresses_address(client: Client, campaign: Campaign, token: str) -> None:
+    response = client.post(page_url(token))
+
+    assert response.status_code == 200
+    assert "You are unsubscribed" in response.content.decode()
+    entry = Suppression.objects.get()
+    assert entry.email == "ada@example.com"
+    assert entry.reason == SuppressionReason.UNSUBSCRIBED
+    assert entry.source_campaign_id == campaign.pk
+
+
+def test_post_twice_harmless(client: Client, token: str) -> None:
+    first = client.post(page_url(token))
+    second = client.post(page_url(token))
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert "You are unsubscribed" in second.content.decode()
+    assert Suppression.objects.count() == 1
+
+
+def test_post_needs_csrf_token(token: str) -> None:
+    client = csrf_client()
+
+    response = client.post(page_url(token))
+
+    assert response.status_code == 403
+    assert not Suppression.objects.exists()
+
+
+def test_post_with_csrf_token_from_page(token: str) -> None:
+    client = csrf_client()
+    client.get(page_url(token))
+    csrf_token = client.cookies["csrftoken"].value
+
+    response = client.post(page_url(token), {"csrfmiddlewaretoken": csrf_token})
+
+    assert response.status_code == 200
+    assert Suppression.objects.count() == 1
+
+
+def test_post_for_deleted_campaign(client: Client, campaign: Campaign, token: str) -> None:
+    campaign.delete()
+
+    response = client.post(page_url(token))
+
+    assert response.status_code == 200
+    entry = Suppression.objects.get()
+    assert entry.email == "ada@example.com"
+    assert entry.source_campaign is None
+
+
+def test_phone_token_suppresses_phone(client: Client, campaign: Campaign) -> None:
+    recipient = campaign.recipients.get(phone_number="+12025550101", email="")
+    token = make_token(campaign.pk, recipient.pk, recipient.phone_number)
+
+    client.post(page_url(token))
+
+    entry = Suppression.objects.get()
+    assert entry.phone == "+12025550101"
+    assert entry.email == ""
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_page_tampered_token_400(client: Client, token: str, method: str) -> None:
+    response = getattr(client, method)(page_url(tampered(token)))
+
+    assert response.status_code == 400
+    assert "The unsubscribe link is invalid" in response.content.decode()
+    assert not Suppression.objects.exists()
+
+
+def test_one_click_without_csrf_token(token: str) -> None:
+    client = csrf_client()
+
+    response = client.post(one_click_url(token), ONE_CLICK_BODY, content_type=FORM)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert "Unsubscribed" in response.content.decode()
+    entry = Suppression.objects.get()
+    assert entry.email == "ada@example.com"
+    assert entry.reason == SuppressionReason.UNSUBSCRIBED
+
+
+def test_one_click_multipart_body(token: str) -> None:
+    response = csrf_client().post(one_click_url(token), {"List-Unsubscribe": "One-Click"})
+
+    assert response.status_code == 200
+    assert Suppression.objects.count() == 1
+
+
+def test_one_click_twice_harmless(token: str) -> None:
+    client = csrf_client()
+
+    first = client.post(one_click_url(token), ONE_CLICK_BODY, content_type=FORM)
+    second = client.post(one_click_url(token), ONE_CLICK_BODY, content_type=FORM)
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert Suppression.objects.count() == 1
+
+
+def test_one_click_tampered_token_400(token: str) -> None:
+    response = csrf_client().post(one_click_url(tampered(token)), ONE_CLICK_BODY, content_type=FORM)
+
+    assert response.status_code == 400
+    assert "The unsubscribe link is invalid" in response.content.decode()
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.parametrize("body", ["", "List-Unsubscribe=Other", "unsubscribe=yes"])
+def test_one_click_wrong_body_400(token: str, body: str) -> None:
+    response = csrf_client().post(one_click_url(token), body, content_type=FORM)
+
+    assert response.status_code == 400
+    assert "List-Unsubscribe=One-Click" in response.content.decode()
+    assert not Suppression.objects.exists()
+
+
+def test_one_click_get_not_allowed(client: Client, token: str) -> None:
+    response = client.get(one_click_url(token))
+
+    assert response.status_code == 405
+    assert not Suppression.objects.exists()
