@@ -4,9 +4,9 @@ Run it from the project root, with PostgreSQL up and migrated:
 
     .venv/bin/python bench/import_bench.py [--sizes 250000,500000,1000000] [--processes N]
 
-For each size it generates a CSV file of that many rows (name, email, phone,
-in mixed formats, about 2% of rows invalid and 1% duplicates of an earlier
-row), creates a pending campaign and runs the import job
+For each size it generates a CSV file of that many rows: name, email and
+phone in mixed formats, with about 2% of rows invalid and 1% duplicates of
+an earlier row. It creates a pending campaign and runs the import job
 (`imports.jobs.run_import`) in a fresh process, so that each size's peak
 memory is its own. It prints per size the time to stage the rows
 (validation in worker processes and COPY), the time of the final

@@ -3,7 +3,7 @@
 These pages edit campaigns of any size, one row at a time, from the
 recipients table of the campaign page. Every write locks the campaign row and
 checks that the campaign is still pending, as the campaign form does, so a
-dispatch that arrives at the same moment waits and then sees the final
+dispatch that arrives at the same moment waits and then reads the final
 recipients, and a write that comes after a dispatch is rejected.
 """
 

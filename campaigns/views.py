@@ -71,7 +71,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     # below miss.
     stream_position = streams.current_position(pk)
     campaign = get_object_or_404(Campaign.objects.with_progress(), pk=pk)
-    # The import panel's query also tells the header whether dispatch waits.
+    # The header uses the import panel's query to show whether dispatch waits.
     shown = shown_import(pk)
     header = header_context(campaign, active_import=shown if shown and shown.is_active else None)
     filter_form = RecipientFilterForm(request.GET)

@@ -134,8 +134,8 @@ def _shorten(text: str) -> str:
 
 
 class MappingForm(forms.Form):
-    """Which column fills which recipient field, whether the first row is titles,
-    and the region that phone numbers without a country code belong to."""
+    """The column of each recipient field, whether the first row contains titles,
+    and the region of phone numbers written without a country code."""
 
     has_header = forms.BooleanField(label="First row holds column titles", required=False)
     phone_region = forms.ChoiceField(
@@ -202,7 +202,7 @@ class MappingForm(forms.Form):
         return cleaned
 
     def mapping_fields(self) -> dict[str, Any]:
-        """The model fields that the confirmed mapping sets, for `RecipientImport.transition`."""
+        """Return the model fields that the confirmed mapping sets, for `transition()`."""
         fields = {
             model_field: self.cleaned_data[field] for field, model_field in MAPPED_FIELDS.items()
         }

@@ -6,8 +6,8 @@
    rows to worker processes, which validate them and COPY every row, valid
    or not, into an UNLOGGED staging table of this import. The staging table
    is outside the campaign, so a crash here leaves the campaign unchanged.
-3. In one transaction, under the campaign's row lock and only while the
-   campaign is pending: mark duplicates in SQL (within the file, then
+3. Lock the campaign's row and, only while the campaign is pending, do the
+   rest in one transaction. Mark duplicates in SQL (within the file, then
    against the campaign's recipients), insert the remaining rows into the
    campaign, write the report and mark the import completed. Either all of
    it commits or none of it does.

@@ -129,7 +129,7 @@ class RecipientImport(models.Model):
         return self.rows_invalid + self.rows_duplicate
 
     def mapping(self) -> dict[str, int]:
-        """The confirmed mapping as {field: column}, without unmapped fields."""
+        """Return the confirmed mapping as {field: column}, without unmapped fields."""
         columns = {
             "name": self.name_column,
             "first_name": self.first_name_column,

@@ -1,6 +1,6 @@
 """The progress and report panel of an import, for pages and for live updates.
 
-Pages include `imports/_progress.html`; the campaign's live feed
+Pages include `imports/_progress.html`. The campaign's live feed
 (live/feeds.py) sends the same partial as a Turbo Stream whenever the import
 announces progress, so an update looks exactly like a reload.
 """

@@ -12,7 +12,7 @@ IMPORT_MAX_FILE_MEGABYTES.
 NOTE: under ASGI (uvicorn), Django reads the whole request body into a
 spooled temporary file before any view or handler runs. There the size limit
 saves the disk space of IMPORT_FILES_DIR and the parsing time, but not the
-transfer of an oversized body; a limit in the proxy in front of the app
+transfer of an oversized body. A limit in the proxy in front of the app
 (nginx's client_max_body_size, for example) rejects it before the transfer.
 """
 
@@ -163,7 +163,7 @@ class ImportFileHandler(FileUploadHandler):
 
 
 class FileReceiver:
-    """What the request's upload handler received, and the clean-up of the file.
+    """The file that the request's upload handler received, and its clean-up.
 
     The stored file is deleted by `discard()` unless `keep()` was called
     first, which a view does once the import that names the file committed.

@@ -2,7 +2,7 @@
 
 Each row goes through the same cleaning as the campaign form
 (campaigns/normalization.py). A chunk's rows, valid or not, are written with
-one COPY into the import's staging table; duplicates are found later in SQL
+one COPY into the import's staging table. Duplicates are found later in SQL
 (imports/jobs.py), across the whole file and against the campaign.
 
 The module needs no Django set-up: a worker process imports it, opens its
@@ -29,7 +29,7 @@ RawRow = tuple[int, str, str, str]
 
 @dataclass(frozen=True)
 class Columns:
-    """Where the recipient fields are in a record: column positions, or None."""
+    """The column position of each recipient field in a record, or None."""
 
     name: int | None = None
     first_name: int | None = None

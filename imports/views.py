@@ -116,7 +116,7 @@ def _get_import(pk: int, import_id: int) -> RecipientImport:
 
 @require_GET
 def detail(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
-    """The mapping form while the import waits for it; its progress and report after."""
+    """Show the mapping form while the import waits for it, and its progress and report after."""
     # The stream position before the database, as on the campaign page.
     stream_position = streams.current_position(pk)
     recipient_import = _get_import(pk, import_id)
@@ -230,7 +230,8 @@ def cancel(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
         messages.error(request, message)
         return see_other(recipient_import.get_absolute_url())
     # A running job stops at its next progress update or before it adds
-    # anything, so the file is no longer needed; an open file stays readable.
+    # anything, so the file is no longer needed. A job that has it open can
+    # still read it.
     _delete_file(recipient_import)
     logger.info("campaign %s: import %s cancelled by a user", pk, recipient_import.pk)
     messages.success(request, "Import cancelled. No recipient was added.")

@@ -16,7 +16,7 @@ browser names when it reconnects, and turns the entries into SSE events:
 - Refresh requests, relayed as Turbo refresh streams.
 - Imports: the progress panel of each import that announced a change,
   read from the database when it is sent, like rows. The header is due too,
-  because it says whether dispatch waits for an import.
+  because it shows whether dispatch waits for an import.
 
 Everything due within LIVE_EVENT_INTERVAL_SECONDS goes out as one event
 whose id is the newest entry read. When the stream no longer contains the

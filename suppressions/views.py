@@ -105,7 +105,7 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
     """Add the token's address to the suppression list, for an RFC 8058 one-click POST.
 
     The body must be `List-Unsubscribe=One-Click`, the value that the
-    message's `List-Unsubscribe-Post` header tells the mail client to post.
+    message's `List-Unsubscribe-Post` header names for the mail client to post.
     A POST without it is rejected, so that no other form can post here by accident.
     """
     try:

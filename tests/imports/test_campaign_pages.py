@@ -1,4 +1,4 @@
-"""What the campaign's own pages say about its imports."""
+"""The import messages on the campaign's own pages."""
 
 from __future__ import annotations
 
