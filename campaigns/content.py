@@ -24,7 +24,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from django.core.exceptions import ValidationError
 from django.template import (
@@ -40,9 +40,9 @@ from django.template.base import FilterExpression, Lexer, Parser, Token, Variabl
 from django.utils.text import get_text_list
 
 if TYPE_CHECKING:
-    from campaigns.models import Campaign, Recipient
+    from campaigns.models import Recipient
 
-ALLOWED_VARIABLES = ("name", "first_name", "email", "phone")
+ALLOWED_VARIABLES = ("name", "first_name", "email", "phone", "unsubscribe_url")
 
 # Built-in tags that only branch on or print the recipient fields.
 ALLOWED_TAGS = ("if", "firstof")
@@ -204,6 +204,7 @@ _SAMPLE_FIELDS = {
     "first_name": "Ada",
     "email": "ada@example.com",
     "phone": "+12025550101",
+    "unsubscribe_url": "https://mail.example.com/u/sample-token",
 }
 
 
@@ -237,7 +238,20 @@ class RenderedContent:
     sms: str
 
 
-def recipient_fields(recipient: Recipient) -> dict[str, str]:
+class MessageSource(Protocol):
+    """The content fields of a campaign, or of a copy taken when a dispatch starts."""
+
+    @property
+    def email_subject(self) -> str: ...
+    @property
+    def email_text(self) -> str: ...
+    @property
+    def email_html(self) -> str: ...
+    @property
+    def sms_text(self) -> str: ...
+
+
+def recipient_fields(recipient: Recipient, unsubscribe_url: str = "") -> dict[str, str]:
     """Return the template context for `recipient`: the fields in ALLOWED_VARIABLES.
 
     `first_name` is the name's first word, or "" for a recipient without a name.
@@ -248,25 +262,40 @@ def recipient_fields(recipient: Recipient) -> dict[str, str]:
         "first_name": words[0] if words else "",
         "email": recipient.email,
         "phone": recipient.phone_number,
+        "unsubscribe_url": unsubscribe_url,
     }
 
 
-def render_message(campaign: Campaign, fields: dict[str, str]) -> RenderedContent:
-    """Render the campaign's subject, bodies and SMS text with the recipient `fields`.
+def _context(fields: dict[str, str]) -> dict[str, str]:
+    return {name: str(fields.get(name, "")) for name in ALLOWED_VARIABLES}
+
+
+def render_email(source: MessageSource, fields: dict[str, str]) -> tuple[str, str, str]:
+    """Render the subject, plain-text body and HTML body for the recipient `fields`.
 
     Only the HTML body is autoescaped. Line breaks in the subject become
     spaces, because an email header cannot contain them. Raises
     ValidationError when stored content does not compile, which the form
     prevents but a direct database write does not.
     """
-    context = {name: str(fields.get(name, "")) for name in ALLOWED_VARIABLES}
-    subject = _render(campaign.email_subject, context, html=False)
-    return RenderedContent(
-        subject=" ".join(subject.split()),
-        text=_render(campaign.email_text, context, html=False),
-        html=_render(campaign.email_html, context, html=True),
-        sms=_render(campaign.sms_text, context, html=False),
+    context = _context(fields)
+    subject = _render(source.email_subject, context, html=False)
+    return (
+        " ".join(subject.split()),
+        _render(source.email_text, context, html=False),
+        _render(source.email_html, context, html=True),
     )
+
+
+def render_sms(source: MessageSource, fields: dict[str, str]) -> str:
+    """Render the SMS text for the recipient `fields` (see render_email)."""
+    return _render(source.sms_text, _context(fields), html=False)
+
+
+def render_message(source: MessageSource, fields: dict[str, str]) -> RenderedContent:
+    """Render the campaign's subject, bodies and SMS text with the recipient `fields`."""
+    subject, text, html = render_email(source, fields)
+    return RenderedContent(subject=subject, text=text, html=html, sms=render_sms(source, fields))
 
 
 # SMS encodings (3GPP TS 23.038, the successor of GSM 03.38). The GSM 7-bit
