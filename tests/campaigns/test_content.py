@@ -188,7 +188,8 @@ def test_sandbox_rejects_variable(source: str, expected: str) -> None:
 
 def test_unknown_variable_message_names_fields() -> None:
     assert error_messages("{{ recipient.password }}") == [
-        "Line 1: unknown variable “recipient.password”. Use name, first_name, email, phone or unsubscribe_url."
+        "Line 1: unknown variable “recipient.password”. "
+        "Use name, first_name, email, phone or unsubscribe_url."
     ]
 
 
@@ -256,7 +257,8 @@ def test_stored_escape_renders_nothing() -> None:
 
     assert django_settings.SECRET_KEY not in str(raised.value)
     assert raised.value.messages == [
-        "Line 1: unknown variable “settings.SECRET_KEY”. Use name, first_name, email, phone or unsubscribe_url."
+        "Line 1: unknown variable “settings.SECRET_KEY”. "
+        "Use name, first_name, email, phone or unsubscribe_url."
     ]
 
 
@@ -437,7 +439,9 @@ def test_form_without_content_fields_saves_blank(client: Client) -> None:
         (
             "email_text",
             "Hi\n\n{{ recipient.password }}",
-            "Line 3: unknown variable “recipient.password”. Use name, first_name, email, phone or unsubscribe_url.",
+            "Line 3: unknown variable “recipient.password”. "
+            ""
+            "Use name, first_name, email, phone or unsubscribe_url.",
         ),
         ("email_html", "<p>\n{{ email.upper }}</p>", "Line 2: “email.upper” reads an attribute"),
         ("sms_text", "Hi {% if name %}", "Line 1: Unclosed tag: &#x27;if&#x27;."),
@@ -525,7 +529,8 @@ def test_model_validation_covers_admin() -> None:
 
     errors = raised.value.message_dict
     assert errors["email_text"] == [
-        "Line 1: unknown variable “campaign.name”. Use name, first_name, email, phone or unsubscribe_url."
+        "Line 1: unknown variable “campaign.name”. "
+        "Use name, first_name, email, phone or unsubscribe_url."
     ]
     assert errors["sms_text"] == [
         "Line 1: the tag “debug” is not allowed in message content. Use if or firstof."
