@@ -8,11 +8,14 @@ from typing import Any, cast
 
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 from django.conf import settings
 
 from campaigns.models import Campaign, Recipient
 from config.test_settings import RUN_ID
 from live import streams
+from tests.servers import free_port
+from tests.smtp import SMTP_BACKEND, RecordingHandler
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,6 +77,23 @@ def job_queue(redis_client: redis.Redis) -> Iterator[Callable[..., list[dict[str
 
     yield waiting
     redis_client.delete(*queues)
+
+
+@pytest.fixture
+def smtp_sink(settings: Any) -> Iterator[RecordingHandler]:
+    """An SMTP server on a free loopback port, as the "default" and "sink" mailers."""
+    handler = RecordingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    options = {"host": "127.0.0.1", "port": port, "timeout": 5.0}
+    settings.MAILERS = {
+        alias: {"BACKEND": SMTP_BACKEND, "OPTIONS": options} for alias in ("default", "sink")
+    }
+    try:
+        yield handler
+    finally:
+        controller.stop()
 
 
 @pytest.fixture

@@ -5,14 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core import mail
 
@@ -25,51 +22,7 @@ from dispatch.providers import (
 )
 from dispatch.providers.email import classify_email_error
 from tests.servers import free_port
-
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-
-
-class RecordingHandler:
-    """Accepts every message and keeps its raw bytes, or replies with chosen codes."""
-
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-        self.rcpt_reply = ""
-        self.data_reply = ""
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.data_reply:
-            return self.data_reply
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(envelope.content)
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp_sink(settings: Any) -> Iterator[RecordingHandler]:
-    """An SMTP server on a free loopback port, as the "sink" mailer."""
-    handler = RecordingHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.MAILERS = {
-        "sink": {
-            "BACKEND": SMTP_BACKEND,
-            "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5.0},
-        }
-    }
-    try:
-        yield handler
-    finally:
-        controller.stop()
+from tests.smtp import SMTP_BACKEND, RecordingHandler
 
 
 def delivery(message: OutboundMessage | None) -> Delivery:
