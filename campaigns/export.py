@@ -67,7 +67,7 @@ _PHONE_NUMBER = re.compile(r"\+[0-9]+")
 UTF8_BOM = "\ufeff"
 
 type Row = tuple[
-    int, str, str, str, str, str, int, datetime | None, datetime | None, datetime | None
+    int, str, str, str, str, str, str, int, datetime | None, datetime | None, datetime | None
 ]
 
 
@@ -117,6 +117,7 @@ def format_rows(rows: list[Row]) -> str:
         email,
         phone,
         status,
+        channel,
         failure_reason,
         attempts,
         processed_at,
@@ -129,6 +130,7 @@ def format_rows(rows: list[Row]) -> str:
                 neutralize_formula(email),
                 format_phone(phone),
                 status,
+                channel,
                 neutralize_formula(failure_reason),
                 attempts,
                 format_time(processed_at),

@@ -88,9 +88,9 @@ def test_export_lists_recipients(make_campaign: MakeCampaign) -> None:
     )
     assert parse(chunks) == [
         HEADER,
-        ["Ada", "ada@example.com", "", "queued", "", "0", "", "", ""],
-        ["Grace", "", "+12025550101", "queued", "", "0", "", "", ""],
-        ["Alan", "alan@example.com", "+12025550102", "queued", "", "0", "", "", ""],
+        ["Ada", "ada@example.com", "", "queued", "", "", "0", "", "", ""],
+        ["Grace", "", "+12025550101", "queued", "", "", "0", "", "", ""],
+        ["Alan", "alan@example.com", "+12025550102", "queued", "", "", "0", "", "", ""],
     ]
 
 
