@@ -47,7 +47,10 @@ class RunningSink:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
     def send(self, to: str, subject: str = "Spring sale") -> None:
-        """Send one message to `to`. Raises smtplib.SMTPRecipientsRefused when the sink rejects it."""
+        """Send one message to `to`.
+
+        Raises smtplib.SMTPRecipientsRefused when the sink rejects `to`.
+        """
         with smtplib.SMTP("127.0.0.1", self.port, timeout=5) as client:
             client.send_message(plain_email(to, subject), to_addrs=[to])
 
@@ -395,6 +398,19 @@ def test_mail_pages_are_missing_without_debug(
 
     assert client.get(reverse("dev_mail:index")).status_code == 404
     assert client.get(reverse("dev_mail:detail", args=[path.stem])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_navigation_links_mail_only_with_debug(settings: Any, client: Client) -> None:
+    link = f'<a href="{reverse("dev_mail:index")}" class="link text-sm">Captured mail</a>'
+
+    settings.DEBUG = True
+    with_debug = client.get(reverse("campaigns:index")).content.decode()
+    settings.DEBUG = False
+    without_debug = client.get(reverse("campaigns:index")).content.decode()
+
+    assert link in with_debug
+    assert reverse("dev_mail:index") not in without_debug
 
 
 def test_mail_index_lists_newest_first(mail_dir: Path, client: Client) -> None:
