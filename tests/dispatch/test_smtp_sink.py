@@ -20,6 +20,13 @@ from django.test import Client
 from django.urls import reverse
 
 from dispatch.mailsink import SinkHandler, SinkRules, list_messages, parse_message, store_message
+from dispatch.providers import (
+    Delivery,
+    EmailBackendProvider,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from tests.servers import PROJECT_ROOT, free_port, wait_until
 
 STOP_TIMEOUT_SECONDS = 10.0
@@ -190,6 +197,43 @@ def test_sink_without_rules_accepts_all(start_sink: Callable[..., RunningSink]) 
     ]
     assert len(sink.stored) == 3
     assert sink.rejected == []
+
+
+def email_delivery(to: str, attempt: int) -> Delivery:
+    return Delivery(
+        campaign_id=3,
+        recipient_id=14,
+        attempt=attempt,
+        name="Ada Lovelace",
+        email=to,
+        phone_number="",
+        idempotency_key="campaign-3-recipient-14",
+        message=OutboundMessage(channel="email", to=to, subject="Spring sale", text="Hello Ada"),
+    )
+
+
+def test_email_provider_classifies_rejections(
+    settings: Any, start_sink: Callable[..., RunningSink]
+) -> None:
+    sink = start_sink(demo_rules())
+    settings.MAILERS = {
+        "sink": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": sink.port, "timeout": 5.0},
+        }
+    }
+    provider = EmailBackendProvider(from_email="shop@example.com", mailer="sink")
+
+    # It should fail a recipient at the fail domain permanently, as dispatch expects.
+    with pytest.raises(PermanentDeliveryError):
+        provider.deliver(email_delivery("ada@fail.example.com", attempt=1))
+    # It should fail the flaky recipient's first attempt transiently and deliver the retry.
+    with pytest.raises(TransientDeliveryError):
+        provider.deliver(email_delivery("grace@flaky.example.com", attempt=1))
+    message_id = provider.deliver(email_delivery("grace@flaky.example.com", attempt=2))
+
+    assert message_id == "<campaign-3-recipient-14@example.com>"
+    assert sink.stored_envelopes() == ["grace@flaky.example.com"]
 
 
 def test_rules_from_settings_use_delivery_domains(settings: Any) -> None:
