@@ -11,14 +11,18 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from campaigns.models import Campaign, DeliveryAttempt, Recipient
+from dispatch.engine import run_campaign
 from dispatch.mailsink import SinkHandler, SinkRules, list_messages, parse_message, store_message
 from dispatch.providers import (
     Delivery,
@@ -234,6 +238,60 @@ def test_email_provider_classifies_rejections(
 
     assert message_id == "<campaign-3-recipient-14@example.com>"
     assert sink.stored_envelopes() == ["grace@flaky.example.com"]
+
+
+@pytest.mark.django_db
+def test_demo_campaign_through_sink(settings: Any, start_sink: Callable[..., RunningSink]) -> None:
+    sink = start_sink(SinkRules.from_settings())
+    # The default setup: email over SMTP, here to the sink, and SMS simulated.
+    settings.DELIVERY_PROVIDER = "dispatch.providers.ChannelRouter"
+    settings.EMAIL_DELIVERY_PROVIDER = "dispatch.providers.EmailBackendProvider"
+    settings.SMS_DELIVERY_PROVIDER = "dispatch.providers.SimulatedProvider"
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": sink.port, "timeout": 5.0},
+        }
+    }
+    # A retry base of 0 makes the flaky recipient's retry due at once, so the
+    # loop sends it before it exits.
+    settings.DELIVERY_RETRY_BASE_SECONDS = 0
+    call_command("create_demo_campaign", stdout=StringIO())
+    campaign = Campaign.objects.get()
+    email_recipients = campaign.recipients.exclude(email="").count()
+    assert campaign.start()
+
+    run_campaign(campaign.pk)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert campaign.progress().failed == 4
+    assert campaign.progress().sent == 22
+    # It should store one message per accepted email recipient, the flaky one once.
+    assert len(sink.stored) == email_recipients - 4
+    flaky = campaign.recipients.get(email__endswith="@" + settings.DELIVERY_FLAKY_EMAIL_DOMAIN)
+    assert flaky.status == Recipient.Status.SENT
+    assert sink.stored_envelopes().count(flaky.email) == 1
+    outcomes = DeliveryAttempt.objects.filter(recipient=flaky).order_by("number")
+    assert [attempt.outcome for attempt in outcomes] == [
+        DeliveryAttempt.Outcome.TRANSIENT_ERROR,
+        DeliveryAttempt.Outcome.SENT,
+    ]
+    # It should fail the fail-domain recipients with the sink's reply.
+    failed = campaign.recipients.filter(status=Recipient.Status.FAILED)
+    assert {recipient.email.rpartition("@")[2] for recipient in failed} == {
+        settings.DELIVERY_FAIL_EMAIL_DOMAIN
+    }
+    for recipient in failed:
+        assert "mailbox unavailable (development sink rule)" in recipient.failure_reason
+    # It should store each message personalised for its recipient.
+    by_recipient = {
+        str(message["X-Envelope-To"]): message
+        for message in (parse_message(path.read_bytes()) for path in sink.stored)
+    }
+    assert by_recipient["ada@example.com"]["Subject"] == (
+        "Ada, your Campaign Dispatcher demo message"
+    )
 
 
 def test_rules_from_settings_use_delivery_domains(settings: Any) -> None:
