@@ -25,8 +25,12 @@ PREVIEW_CONTENT_SECURITY_POLICY = (
 )
 
 
+def mail_pages_enabled() -> bool:
+    return bool(settings.DEBUG)
+
+
 def _require_debug() -> None:
-    if not settings.DEBUG:
+    if not mail_pages_enabled():
         raise Http404("The captured mail pages exist only with DEBUG on.")
 
 

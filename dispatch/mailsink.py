@@ -4,6 +4,10 @@
 Each file is the message as received, after two header fields that record
 the SMTP envelope: Return-Path (the sender) and X-Envelope-To (the
 recipients, comma-separated).
+
+With `SinkRules`, the sink rejects some recipients at RCPT time as a real
+server would, so that a dispatch through SMTP shows permanent failures and
+retries. A rejected recipient is not stored.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from django.conf import settings
 
 # Names of stored messages: the UTC time received, to the microsecond, and a
 # random suffix. Sorting by name sorts by time.
@@ -42,12 +47,92 @@ def store_message(directory: Path, mail_from: str, rcpt_tos: list[str], content:
     return path
 
 
-class SinkHandler:
-    """aiosmtpd handler that accepts every message and stores it with `store_message`."""
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
 
-    def __init__(self, directory: Path, on_stored: Callable[[Path, EmailMessage], None]) -> None:
+
+@dataclass
+class SinkRules:
+    """Recipient rules that make the sink reply to RCPT as a failing server would.
+
+    - A recipient at `fail_domain` is rejected with 550, a permanent error.
+    - A recipient at `flaky_domain` is rejected with 451, a transient error,
+      on its 1st, 3rd, 5th ... RCPT and accepted on the others, so each
+      retry after a rejection succeeds.
+
+    Domains are compared ignoring case, and an empty domain turns its rule
+    off. The RCPT count of each flaky address lives in memory only, so it
+    starts again when the sink restarts.
+    """
+
+    fail_domain: str
+    flaky_domain: str
+    rcpt_counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fail_domain = self.fail_domain.lower()
+        self.flaky_domain = self.flaky_domain.lower()
+
+    @classmethod
+    def from_settings(cls) -> SinkRules:
+        """Build the rules from the domains that the simulated provider also fails."""
+        return cls(
+            fail_domain=settings.DELIVERY_FAIL_EMAIL_DOMAIN,
+            flaky_domain=settings.DELIVERY_FLAKY_EMAIL_DOMAIN,
+        )
+
+    def rejection(self, address: str) -> str | None:
+        """Return the SMTP reply that rejects `address`, or None to accept it.
+
+        Counts the RCPT of a flaky address, so call it once per RCPT command.
+        """
+        domain = _domain(address)
+        if self.fail_domain and domain == self.fail_domain:
+            return f"550 5.1.1 <{address}>: mailbox unavailable (development sink rule)"
+        if self.flaky_domain and domain == self.flaky_domain:
+            # The local part keeps its case, because RFC 5321 lets a server
+            # treat it as case-sensitive. Domains never are.
+            key = f"{address.rpartition('@')[0]}@{domain}"
+            count = self.rcpt_counts.get(key, 0) + 1
+            self.rcpt_counts[key] = count
+            if count % 2 == 1:
+                return "451 4.3.0 try again later (development sink rule)"
+        return None
+
+
+class SinkHandler:
+    """aiosmtpd handler that stores every message it accepts with `store_message`.
+
+    Without `rules` it accepts every recipient. With them, it rejects the
+    recipients that the rules name and calls `on_rejected` with the address
+    and the reply for each rejection.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        on_stored: Callable[[Path, EmailMessage], None],
+        rules: SinkRules | None = None,
+        on_rejected: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.directory = directory
         self.on_stored = on_stored
+        self.rules = rules
+        self.on_rejected = on_rejected
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = self.rules.rejection(address) if self.rules else None
+        if reply is not None:
+            if self.on_rejected is not None:
+                self.on_rejected(address, reply)
+            return reply
+        # With a handle_RCPT hook, aiosmtpd (1.4) leaves adding the recipient
+        # to the envelope to the hook.
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.content

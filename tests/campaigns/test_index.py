@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Campaign, Recipient, mark_suppressed
 from campaigns.views import CAMPAIGNS_PER_PAGE
 from tests.outcomes import move_to_status, set_outcome
 
@@ -30,6 +30,11 @@ def summary_rows(html: str) -> list[str]:
 def summary_row(html: str, campaign: Campaign) -> str:
     start = html.index(f'<tr id="{campaign.dom_id}_summary"')
     return html[start : html.index("</tr>", start)]
+
+
+def row_counts(row: str) -> list[tuple[str, str]]:
+    """Return each `data-count` element of the row as (name, number), in page order."""
+    return re.findall(r'data-count="(\w+)">(\d+)<', row)
 
 
 def progress_attributes(row: str) -> dict[str, str]:
@@ -145,13 +150,39 @@ def test_index_shows_counts_and_status(client: Client, make_campaign: MakeCampai
 
     busy_row = summary_row(html, busy)
     fresh_row = summary_row(html, fresh)
-    count_cells = r'<td class="cell text-right tabular-nums" data-count="(\w+)">(\d+)</td>'
-    assert re.findall(count_cells, busy_row) == [("sent", "1"), ("failed", "1"), ("total", "3")]
-    assert re.findall(count_cells, fresh_row) == [("sent", "0"), ("failed", "0"), ("total", "1")]
+    assert row_counts(busy_row) == [("sent", "1"), ("failed", "1"), ("total", "3")]
+    assert row_counts(fresh_row) == [("sent", "0"), ("failed", "0"), ("total", "1")]
     assert 'data-status="processing">Processing<' in busy_row
     assert 'data-status="pending">Pending<' in fresh_row
     assert f'href="{busy.get_absolute_url()}"' in busy_row
     assert ">Busy</a>" in busy_row
+
+
+def test_index_shows_suppressed_count(client: Client, make_campaign: MakeCampaign) -> None:
+    busy = make_campaign(name="Busy")
+    busy.start()
+    first, second, third = busy.recipients.order_by("id")
+    set_outcome(first, Recipient.Status.FAILED, "Mailbox full")
+    assert mark_suppressed(busy.pk, [second.pk, third.pk], "unsubscribed") == 2
+    quiet = make_campaign(name="Quiet")
+    quiet.start()
+    set_outcome(quiet.recipients.order_by("id")[0], Recipient.Status.FAILED, "Mailbox full")
+
+    html = client.get(INDEX_URL).content.decode()
+
+    # It should show the suppressed count under the failed count, next to sent.
+    busy_row = summary_row(html, busy)
+    assert row_counts(busy_row) == [
+        ("sent", "0"),
+        ("failed", "1"),
+        ("suppressed", "2"),
+        ("total", "3"),
+    ]
+    assert re.search(r'<span data-count="suppressed">2</span> suppressed</span>\s*</td>', busy_row)
+    # It should leave the count out of a campaign with no suppressed recipient.
+    quiet_row = summary_row(html, quiet)
+    assert row_counts(quiet_row) == [("sent", "0"), ("failed", "1"), ("total", "3")]
+    assert "suppressed" not in quiet_row
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Campaign, Recipient, mark_suppressed
 from live import streams
 from live.feeds import RECONNECT_DELAY_MS
 from live.index_feed import IndexFeed, render_summaries
@@ -266,6 +266,54 @@ def test_index_stream_sends_changed_row(
     # It should send the row of the campaign whose stream changed, and only that one.
     assert list(summaries(data)) == [f"{first.dom_id}_summary"]
     assert counts(row_html(data, first)) == {"sent": "1", "failed": "0", "total": "3"}
+    assert percent(row_html(data, first)) == "33%"
+
+
+@pytest.mark.django_db
+def test_render_summaries_shows_suppressed_count(make_campaign: MakeCampaign) -> None:
+    suppressing = make_campaign(name="Suppressing")
+    plain = make_campaign(name="Plain")
+    assert suppressing.start()
+    assert plain.start()
+    first, second, _third = suppressing.recipients.order_by("id")
+    assert mark_suppressed(suppressing.pk, [first.pk, second.pk], "unsubscribed") == 2
+
+    data = render_summaries([suppressing.pk, plain.pk])
+
+    # It should render the row as the page does: the count only where it is not 0.
+    assert counts(row_html(data, suppressing)) == {
+        "sent": "0",
+        "failed": "0",
+        "suppressed": "2",
+        "total": "3",
+    }
+    assert '<span data-count="suppressed">2</span> suppressed' in row_html(data, suppressing)
+    assert "suppressed" not in row_html(data, plain)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_index_stream_sends_suppressed_count(
+    app_server: str,
+    connected: Callable[[str, str], EventStream],
+    two_campaigns: tuple[Campaign, Campaign],
+) -> None:
+    first, second = two_campaigns
+    stream = connected(app_server, index_path(first, second))
+    recipient = first.recipients.order_by("id").first()
+    assert recipient is not None
+    assert mark_suppressed(first.pk, [recipient.pk], "unsubscribed") == 1
+
+    announce_outcomes(first, recipient)
+    data = next_data(stream)
+
+    # It should replace the row with one that shows the new count.
+    assert list(summaries(data)) == [f"{first.dom_id}_summary"]
+    assert counts(row_html(data, first)) == {
+        "sent": "0",
+        "failed": "0",
+        "suppressed": "1",
+        "total": "3",
+    }
     assert percent(row_html(data, first)) == "33%"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
@@ -41,37 +42,94 @@ DEMO_PEOPLE = [
     "Jean Sammet",
 ]
 
-# Every FAILING_EVERY-th person gets an address that the simulated provider
-# always rejects, so the demo shows failures next to successes.
+# Every FAILING_EVERY-th person gets an address at DELIVERY_FAIL_EMAIL_DOMAIN,
+# which the simulated provider and the development SMTP sink (unless run with
+# --no-rules) reject permanently, so the demo shows failures next to successes.
 FAILING_EVERY = 6
+
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+# One more person, at DELIVERY_FLAKY_EMAIL_DOMAIN: the first attempt fails
+# transiently and the retry succeeds, so the demo shows a retry.
+FLAKY_PERSON = "Kathleen Booth"
+
+# The demo's content, in the sandboxed template language of
+# campaigns/content.py. The bodies show the unsubscribe link themselves, so
+# dispatch/messages.py adds no footer of its own.
+DEMO_SUBJECT = '{% firstof first_name "Hello" %}, your Campaign Dispatcher demo message'
+DEMO_TEXT = """\
+Hello {% firstof first_name "there" %},
+
+This is the demo campaign of Campaign Dispatcher, addressed to
+{{ name|default:"you" }} at {{ email }}.
+
+Each recipient gets a copy of their own: the greeting and the address
+above are filled in from the recipient's row when the message is built.
+
+To stop receiving these messages: {{ unsubscribe_url }}
+"""
+DEMO_HTML = """\
+<!DOCTYPE html>
+<html lang="en">
+<body style="font-family: sans-serif; line-height: 1.5">
+  <p>Hello {% firstof first_name "there" %},</p>
+  <p>This is the demo campaign of <strong>Campaign Dispatcher</strong>,
+     addressed to {{ name|default:"you" }} at {{ email }}.</p>
+  <p>Each recipient gets a copy of their own: the greeting and the address
+     above are filled in from the recipient's row when the message is built.</p>
+  <p style="font-size: small; color: #64748b">
+    <a href="{{ unsubscribe_url }}">Unsubscribe</a> to stop receiving these messages.
+  </p>
+</body>
+</html>
+"""
+DEMO_SMS = 'Hi {% firstof first_name "there" %}, this is the Campaign Dispatcher demo SMS.'
 
 
 class Command(BaseCommand):
-    help = "Create a pending demo campaign of 25 made-up recipients, a few of which fail."
+    help = (
+        "Create a pending demo campaign with an email and an SMS text and "
+        f"{len(DEMO_PEOPLE) + 1} made-up recipients, a few of which fail and one of "
+        "which succeeds only on retry."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", default="Demo campaign", help="Campaign name.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
-            campaign = Campaign.objects.create(name=options["name"])
-            Recipient.objects.bulk_create(
+            campaign = Campaign.objects.create(
+                name=options["name"],
+                email_subject=DEMO_SUBJECT,
+                email_text=DEMO_TEXT,
+                email_html=DEMO_HTML,
+                sms_text=DEMO_SMS,
+            )
+            recipients = [
                 self._recipient(campaign, number, name)
                 for number, name in enumerate(DEMO_PEOPLE, start=1)
-            )
+            ]
+            recipients.append(self._flaky_recipient(campaign))
+            Recipient.objects.bulk_create(recipients)
+
+        total = campaign.recipients.count()
         failing = campaign.recipients.filter(
             email__endswith="@" + settings.DELIVERY_FAIL_EMAIL_DOMAIN
         ).count()
+        flaky = campaign.recipients.filter(
+            email__endswith="@" + settings.DELIVERY_FLAKY_EMAIL_DOMAIN
+        ).count()
         self.stdout.write(
             self.style.SUCCESS(
-                f"Created “{campaign.name}” with {len(DEMO_PEOPLE)} recipients "
-                f"({failing} set to fail)."
+                f"Created “{campaign.name}” with {total} recipients "
+                f"({failing} set to fail, {flaky} set to fail once and succeed on retry)."
             )
         )
         self.stdout.write(
             f"Open {campaign.get_absolute_url()} on the running app "
             "(http://127.0.0.1:8000 unless bin/dev was given another PORT) and press Dispatch."
         )
+        self.stdout.write(_email_destination())
 
     def _recipient(self, campaign: Campaign, number: int, name: str) -> Recipient:
         handle = name.split()[0].lower().replace("ä", "a")
@@ -85,3 +143,37 @@ class Command(BaseCommand):
         if number % 4 == 0 and email:
             phone = ""  # email-only recipient
         return Recipient(campaign=campaign, name=name, email=email, phone_number=phone)
+
+    def _flaky_recipient(self, campaign: Campaign) -> Recipient:
+        # Email only, so that the email channel, and with it the sink's rule, applies.
+        handle = FLAKY_PERSON.split()[0].lower()
+        return Recipient(
+            campaign=campaign,
+            name=FLAKY_PERSON,
+            email=f"{handle}@{settings.DELIVERY_FLAKY_EMAIL_DOMAIN}",
+        )
+
+
+def _email_destination() -> str:
+    """Describe, in one line of output, where the default mailer sends the demo's emails."""
+    mailer: dict[str, Any] = settings.MAILERS.get("default", {})
+    backend = mailer.get("BACKEND", "")
+    if backend != SMTP_BACKEND:
+        return f"Emails go through {backend}, not to the local SMTP sink."
+    options: dict[str, Any] = mailer.get("OPTIONS", {})
+    address = f"{options.get('host', '')}:{options.get('port', '')}"
+    if not _is_loopback(options.get("host", "")):
+        return f"Emails go to the SMTP server at {address}, not to the local SMTP sink."
+    return (
+        f"Emails go to the local SMTP sink at {address}. "
+        "Read them at http://127.0.0.1:8000/dev/mail/ (while DEBUG is on)."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
