@@ -286,3 +286,30 @@ def test_live_setting_limits_are_accepted(tmp_path: Path, values: dict[str, str]
     expected = [str(float(values[name])) for name in LIVE_SETTINGS[:2]]
     expected += [values[name] for name in LIVE_SETTINGS[2:]]
     assert result.stdout.split() == expected
+
+
+def test_default_providers_send_email_over_smtp(tmp_path: Path) -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "from dispatch.providers import get_provider; router = get_provider(); "
+        "print(type(router).__name__, type(router.email).__name__, type(router.sms).__name__)"
+    )
+    provider_settings = {"DELIVERY_PROVIDER", "EMAIL_DELIVERY_PROVIDER", "SMS_DELIVERY_PROVIDER"}
+    env = {name: value for name, value in os.environ.items() if name not in provider_settings}
+
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DOTENV_PATH": str(tmp_path / "missing.env"),
+            "DEBUG": "true",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ChannelRouter", "EmailBackendProvider", "SimulatedProvider"]

@@ -241,7 +241,9 @@ def test_email_provider_classifies_rejections(
 
 
 @pytest.mark.django_db
-def test_demo_campaign_through_sink(settings: Any, start_sink: Callable[..., RunningSink]) -> None:
+def test_demo_campaign_through_sink(
+    settings: Any, start_sink: Callable[..., RunningSink], client: Client
+) -> None:
     sink = start_sink(SinkRules.from_settings())
     # The default setup: email over SMTP, here to the sink, and SMS simulated.
     settings.DELIVERY_PROVIDER = "dispatch.providers.ChannelRouter"
@@ -292,6 +294,12 @@ def test_demo_campaign_through_sink(settings: Any, start_sink: Callable[..., Run
     assert by_recipient["ada@example.com"]["Subject"] == (
         "Ada, your Campaign Dispatcher demo message"
     )
+    # The user reads them on the development mail page.
+    settings.DEBUG = True
+    settings.MAIL_SINK_DIR = sink.directory
+    page = client.get(reverse("dev_mail:index"))
+    assert len(page.context["captured"]) == email_recipients - 4
+    assert "Ada, your Campaign Dispatcher demo message" in page.content.decode()
 
 
 def test_rules_from_settings_use_delivery_domains(settings: Any) -> None:
