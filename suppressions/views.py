@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from campaigns.models import Campaign
 from campaigns.views import see_other
 from suppressions.forms import SuppressionAddForm, SuppressionSearchForm
 from suppressions.models import Suppression, SuppressionReason, suppress
@@ -134,11 +133,15 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
 
 def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
     # The campaign may have been deleted since the message went out, and the
-    # address is suppressed all the same.
-    campaign = Campaign.objects.filter(pk=token.campaign_id).first()
+    # recipient id is 0 in a test send's message. Neither is looked up: the
+    # address is suppressed all the same, and `suppress` records the
+    # campaign only while it exists.
     email, phone = (token.address, "") if token.is_email else ("", token.address)
     entry, created = suppress(
-        email=email, phone=phone, reason=SuppressionReason.UNSUBSCRIBED, campaign=campaign
+        email=email,
+        phone=phone,
+        reason=SuppressionReason.UNSUBSCRIBED,
+        campaign_id=token.campaign_id,
     )
     logger.info(
         "suppression %s: %s through %s (campaign %s, recipient %s)",
