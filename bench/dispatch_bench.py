@@ -154,6 +154,17 @@ CAMPAIGNS = Campaign._meta.db_table
 ATTEMPTS = DeliveryAttempt._meta.db_table
 
 
+# A personalised message in both bodies, so that the figures include rendering
+# each recipient's email and signing its unsubscribe link.
+BENCH_CONTENT = {
+    "email_subject": "News for {{ first_name|default:'you' }}",
+    "email_text": "Dear {{ name|default:'reader' }},\n\nThis month's news is below.",
+    "email_html": "<html><body><p>Dear {{ name|default:'reader' }},</p>"
+    "<p>This month's news is below.</p></body></html>",
+    "sms_text": "Hi {{ first_name }}, this month's news: {{ unsubscribe_url }}",
+}
+
+
 class BenchError(Exception):
     """A figure could not be measured; the message states why and what to check."""
 
@@ -389,7 +400,9 @@ class CampaignRegistry:
         self.ids: list[int] = []
 
     def create(self, label: str) -> Campaign:
-        campaign = Campaign.objects.create(name=f"{self.name_prefix} {label} (run {RUN_ID})")
+        campaign = Campaign.objects.create(
+            name=f"{self.name_prefix} {label} (run {RUN_ID})", **BENCH_CONTENT
+        )
         self.ids.append(campaign.pk)
         return campaign
 

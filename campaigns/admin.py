@@ -29,8 +29,16 @@ class RecipientInlineForm(RecipientCleaning):
 class RecipientInline(admin.TabularInline):
     model = Recipient
     form = RecipientInlineForm
-    fields = ["name", "email", "phone_number", "status", "failure_reason", "processed_at"]
-    readonly_fields = ["status", "failure_reason", "processed_at"]
+    fields = [
+        "name",
+        "email",
+        "phone_number",
+        "status",
+        "channel",
+        "failure_reason",
+        "processed_at",
+    ]
+    readonly_fields = ["status", "channel", "failure_reason", "processed_at"]
     extra = 0
     show_change_link = True
 
@@ -112,10 +120,18 @@ class RecipientAdminForm(RecipientCleaning):
 @admin.register(Recipient)
 class RecipientAdmin(admin.ModelAdmin):
     form = RecipientAdminForm
-    list_display = ["__str__", "email", "phone_number", "status", "campaign", "processed_at"]
-    list_filter = ["status", "campaign__status"]
+    list_display = [
+        "__str__",
+        "email",
+        "phone_number",
+        "status",
+        "channel",
+        "campaign",
+        "processed_at",
+    ]
+    list_filter = ["status", "channel", "campaign__status"]
     search_fields = ["name", "email", "phone_number", "campaign__name"]
-    readonly_fields = ["status", "failure_reason", "processed_at"]
+    readonly_fields = ["status", "channel", "failure_reason", "processed_at"]
     raw_id_fields = ["campaign"]
     list_select_related = ["campaign"]
 

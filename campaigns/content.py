@@ -98,7 +98,7 @@ class _SandboxEngine(Engine):
 
 # No directories, no app templates and no loaders, so `{% include %}` and
 # `{% extends %}` would have nothing to read even if they were registered.
-_ENGINE = _SandboxEngine(dirs=[], app_dirs=False, loaders=[], libraries={}, debug=False)
+CONTENT_ENGINE = _SandboxEngine(dirs=[], app_dirs=False, loaders=[], libraries={}, debug=False)
 
 
 class _CheckingParser(Parser):
@@ -178,7 +178,7 @@ class _SandboxTemplate(Template):
 def _compile(source: str) -> Template:
     """Compile `source`. Raises ValidationError with the line of the first error."""
     try:
-        return _SandboxTemplate(source, engine=_ENGINE)
+        return _SandboxTemplate(source, engine=CONTENT_ENGINE)
     except TemplateSyntaxError as exc:
         token = getattr(exc, "token", None)
         message = str(exc.args[0]) if exc.args else str(exc)
@@ -251,19 +251,40 @@ class MessageSource(Protocol):
     def sms_text(self) -> str: ...
 
 
-def recipient_fields(recipient: Recipient, unsubscribe_url: str = "") -> dict[str, str]:
-    """Return the template context for `recipient`: the fields in ALLOWED_VARIABLES.
+def missing_content(source: MessageSource, channel: str) -> str:
+    """Return what `source` lacks to be sent on `channel` ("email" or "sms"), or "".
+
+    An email needs a subject and a plain-text body; the HTML body is optional.
+    An SMS needs its text.
+    """
+    if channel == "email":
+        absent = [
+            label
+            for label, value in (("subject", source.email_subject), ("text", source.email_text))
+            if not value.strip()
+        ]
+        return f"the campaign has no email {' or '.join(absent)}" if absent else ""
+    return "" if source.sms_text.strip() else "the campaign has no SMS text"
+
+
+def template_fields(name: str, email: str, phone: str, unsubscribe_url: str = "") -> dict[str, str]:
+    """Return the template context for a recipient: the fields in ALLOWED_VARIABLES.
 
     `first_name` is the name's first word, or "" for a recipient without a name.
     """
-    words = recipient.name.split()
+    words = name.split()
     return {
-        "name": recipient.name,
+        "name": name,
         "first_name": words[0] if words else "",
-        "email": recipient.email,
-        "phone": recipient.phone_number,
+        "email": email,
+        "phone": phone,
         "unsubscribe_url": unsubscribe_url,
     }
+
+
+def recipient_fields(recipient: Recipient, unsubscribe_url: str = "") -> dict[str, str]:
+    """Return the template context for `recipient` (see template_fields)."""
+    return template_fields(recipient.name, recipient.email, recipient.phone_number, unsubscribe_url)
 
 
 def _context(fields: dict[str, str]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.content import validate_html_template, validate_text_template
+from campaigns.content import missing_content, validate_html_template, validate_text_template
 from campaigns.normalization import normalize_email, normalize_phone
 
 # Failure reasons are shown in the recipients table; longer messages are cut.
@@ -100,6 +100,11 @@ class RecipientStatus(models.TextChoices):
     # Not sent because the address is on the suppression list. The failure
     # reason gives the reason the address is on it.
     SUPPRESSED = "suppressed", "Suppressed"
+
+
+class RecipientChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
 
 
 # Statuses a recipient never leaves, except failed through "retry failed".
@@ -293,14 +298,48 @@ class Campaign(models.Model):
         """True while workers may still deliver: processing or paused."""
         return self.status in (self.Status.PROCESSING, self.Status.PAUSED)
 
+    def missing_content(self) -> list[str]:
+        """Say what the content lacks for the channels that recipients will get.
+
+        Recipients with an email address get an email, unless `prefer_sms` is
+        on and they have a phone number too; the others get an SMS. Returns
+        one sentence per channel that some recipient needs and the content
+        cannot fill, or [] when the campaign can be sent. Queries the
+        recipients only for a channel whose content is missing.
+        """
+        problems = []
+        email_gap = missing_content(self, RecipientChannel.EMAIL)
+        if email_gap:
+            gets_email = ~Q(email="")
+            if self.prefer_sms:
+                gets_email &= Q(phone_number="")
+            if self.recipients.filter(gets_email).exists():
+                problems.append(
+                    f"Write an email subject and text: {email_gap}, and recipients with "
+                    "an email address get an email."
+                )
+        if missing_content(self, RecipientChannel.SMS):
+            gets_sms = ~Q(phone_number="") if self.prefer_sms else Q(email="")
+            if self.recipients.filter(gets_sms).exists():
+                problems.append(
+                    "Write an SMS text: the campaign has none, and recipients "
+                    + (
+                        "with a phone number get an SMS, because SMS is preferred."
+                        if self.prefer_sms
+                        else "without an email address get an SMS."
+                    )
+                )
+        return problems
+
     # Transitions. Each runs one conditional UPDATE of the campaign row and
     # returns True when this call made the change. When it did, the in-memory
     # fields are refreshed from the database.
 
     def start(self) -> bool:
-        """Move `pending → processing`; refused for a campaign without recipients or
-        with an import that is queued or running. Uploads that wait for their
-        column mapping are cancelled.
+        """Move `pending → processing`; refused for a campaign without recipients,
+        with an import that is queued or running, or whose content lacks what
+        its recipients' channels need (see `missing_content`). Uploads that
+        wait for their column mapping are cancelled.
 
         The campaign's row is locked first, as an import's job and the edit
         form lock it before they add recipients, so the checks see every
@@ -315,7 +354,16 @@ class Campaign(models.Model):
             )
         )
         with transaction.atomic():
-            list(Campaign.objects.select_for_update().filter(pk=self.pk).values_list("pk"))
+            locked = Campaign.objects.select_for_update().filter(pk=self.pk)
+            content = locked.values(
+                "email_subject", "email_text", "email_html", "sms_text", "prefer_sms"
+            ).first()
+            if content is None:
+                return False
+            for name, value in content.items():
+                setattr(self, name, value)
+            if self.missing_content():
+                return False
             started = self._transition(
                 [self.Status.PENDING],
                 self.Status.PROCESSING,
@@ -504,6 +552,16 @@ class Recipient(models.Model):
     email = models.CharField(max_length=254, blank=True)
     phone_number = models.CharField(max_length=32, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Chosen when the recipient is first claimed (dispatch/claims.py), and
+    # kept for retries; empty until then.
+    channel = models.CharField(
+        max_length=5,
+        choices=RecipientChannel.choices,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+    )
     failure_reason = models.CharField(max_length=FAILURE_REASON_MAX_LENGTH, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True, editable=False)
 

@@ -310,8 +310,12 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Dispatch started. Recipients update below as they are sent.")
         return see_other(campaign.get_absolute_url())
 
-    campaign.refresh_from_db(fields=["status"])
-    if campaign.status == Campaign.Status.PENDING and campaign.active_import() is not None:
+    campaign.refresh_from_db()
+    missing = campaign.missing_content() if campaign.status == Campaign.Status.PENDING else []
+    if missing:
+        for problem in missing:
+            messages.error(request, f"Not dispatched. {problem}")
+    elif campaign.status == Campaign.Status.PENDING and campaign.active_import() is not None:
         messages.error(
             request,
             "An import into this campaign is still running. Dispatch it once the import "

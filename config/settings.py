@@ -237,13 +237,16 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Delivery provider: a dotted path to a class with the interface in
-# dispatch/providers/base.py. The simulated provider waits a random delay per
-# recipient and fails by rule: recipients whose email domain is
-# DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone number starts with
-# DELIVERY_FAIL_PHONE_PREFIX, always fail permanently; recipients at
-# DELIVERY_FLAKY_EMAIL_DOMAIN fail transiently on their first attempt; the
-# others fail transiently with probability DELIVERY_FAILURE_RATE (0.0 to 1.0).
-DELIVERY_PROVIDER = env_str("DELIVERY_PROVIDER", "dispatch.providers.SimulatedProvider")
+# dispatch/providers/base.py. The default, ChannelRouter, sends each message
+# through the provider of its channel (EMAIL_DELIVERY_PROVIDER and
+# SMS_DELIVERY_PROVIDER below). Setting SimulatedProvider here simulates both.
+DELIVERY_PROVIDER = env_str("DELIVERY_PROVIDER", "dispatch.providers.ChannelRouter")
+# The simulated provider waits a random delay per recipient and fails by rule:
+# recipients whose email domain is DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone
+# number starts with DELIVERY_FAIL_PHONE_PREFIX, always fail permanently;
+# recipients at DELIVERY_FLAKY_EMAIL_DOMAIN fail transiently on their first
+# attempt; the others fail transiently with probability DELIVERY_FAILURE_RATE
+# (0.0 to 1.0). The development mail sink refuses the same two domains.
 DELIVERY_DELAY_MIN_SECONDS = env_float("DELIVERY_DELAY_MIN_SECONDS", 1.0, minimum=0.0)
 DELIVERY_DELAY_MAX_SECONDS = env_float("DELIVERY_DELAY_MAX_SECONDS", 3.0, minimum=0.0)
 require_at_least(
@@ -258,8 +261,8 @@ DELIVERY_FAIL_PHONE_PREFIX = env_str("DELIVERY_FAIL_PHONE_PREFIX", "+1202555019"
 DELIVERY_FLAKY_EMAIL_DOMAIN = env_str("DELIVERY_FLAKY_EMAIL_DOMAIN", "flaky.example.com")
 
 # Providers per channel, for DELIVERY_PROVIDER=dispatch.providers.ChannelRouter:
-# dotted paths to provider classes for email and SMS messages. A delivery
-# that carries no rendered message goes to the simulated provider.
+# dotted paths to provider classes for email and SMS messages. By default
+# email goes through the EMAIL_* server and SMS is simulated.
 EMAIL_DELIVERY_PROVIDER = env_str(
     "EMAIL_DELIVERY_PROVIDER", "dispatch.providers.EmailBackendProvider"
 )

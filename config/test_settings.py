@@ -21,6 +21,9 @@ os.environ.setdefault("IMPORT_QUEUE", f"test-imports-{RUN_ID}")
 os.environ.setdefault(
     "IMPORT_FILES_DIR", os.path.join(tempfile.gettempdir(), f"campaign-dispatcher-test-{RUN_ID}")
 )
+# Tests deliver through the simulated provider unless they choose another;
+# those that send email start their own SMTP server (tests/smtp.py).
+os.environ.setdefault("DELIVERY_PROVIDER", "dispatch.providers.SimulatedProvider")
 os.environ.setdefault("DELIVERY_DELAY_MIN_SECONDS", "0")
 os.environ.setdefault("DELIVERY_DELAY_MAX_SECONDS", "0")
 os.environ.setdefault("DELIVERY_FAILURE_RATE", "0")

@@ -4,6 +4,8 @@
   `FOR UPDATE SKIP LOCKED` so that workers never claim the same row.
 - `record_outcomes`: `in_flight → sent | failed | queued (retry at …)`, only
   for rows that still carry this worker's claim token.
+- `suppress_claims`: `in_flight → suppressed` for claims whose address is
+  on the suppression list, before anything is sent.
 - `release_claims`: `in_flight → queued` (or `cancelled`) for claims that a
   worker took but did not start, after a pause or a cancel.
 - `renew_leases`: pushes the lease of a worker's live claims forward.
@@ -23,12 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
+from dispatch.providers.base import Channel
 
 RECIPIENTS = Recipient._meta.db_table
 CAMPAIGNS = Campaign._meta.db_table
@@ -36,8 +39,8 @@ ATTEMPTS = DeliveryAttempt._meta.db_table
 
 # Columns that rendering a recipient row needs, in this order.
 ROW_COLUMNS = (
-    "id, campaign_id, name, email, phone_number, status, failure_reason, processed_at, "
-    "attempts, next_attempt_at, last_error_transient, provider_message_id, version"
+    "id, campaign_id, name, email, phone_number, status, channel, failure_reason, "
+    "processed_at, attempts, next_attempt_at, last_error_transient, provider_message_id, version"
 )
 ROW_FIELDS = [column.strip() for column in ROW_COLUMNS.split(",")]
 
@@ -77,6 +80,12 @@ class Claim:
     name: str
     email: str
     phone_number: str
+    channel: Channel
+
+    @property
+    def address(self) -> str:
+        """The email address or phone number that this claim's message goes to."""
+        return self.email if self.channel == "email" else self.phone_number
 
 
 def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim]:
@@ -90,14 +99,18 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
     Claims nothing unless the campaign is processing. The campaign row is read
     FOR SHARE, so a pause or cancel waits for this statement, and every claim
     made before a pause is committed is visible to it.
+
+    A recipient's channel is chosen at its first claim, as
+    `dispatch.messages.choose_channel` does, and kept for its retries.
     """
     token = uuid.uuid4()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {CAMPAIGNS} WHERE id = %s AND status = 'processing' FOR SHARE",
+            f"SELECT prefer_sms FROM {CAMPAIGNS} WHERE id = %s AND status = 'processing' FOR SHARE",
             [campaign_id],
         )
-        if cursor.fetchone() is None:
+        campaign = cursor.fetchone()
+        if campaign is None:
             return []
         cursor.execute(
             f"""
@@ -108,6 +121,11 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
                    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
                    attempts = r.attempts + 1,
                    next_attempt_at = NULL,
+                   channel = CASE
+                       WHEN r.channel <> '' THEN r.channel
+                       WHEN r.email <> '' AND NOT (%(prefer_sms)s AND r.phone_number <> '')
+                       THEN 'email'
+                       ELSE 'sms' END,
                    version = r.version + 1
              WHERE r.id IN (
                    SELECT id FROM {RECIPIENTS}
@@ -118,9 +136,15 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
                     LIMIT %(size)s
                       FOR UPDATE SKIP LOCKED)
             RETURNING r.id, r.attempts, r.attempt_base, r.claimed_at, r.name, r.email,
-                      r.phone_number
+                      r.phone_number, r.channel
             """,
-            {"token": token, "lease": lease_seconds, "campaign": campaign_id, "size": size},
+            {
+                "token": token,
+                "lease": lease_seconds,
+                "campaign": campaign_id,
+                "size": size,
+                "prefer_sms": campaign[0],
+            },
         )
         rows = cursor.fetchall()
     rows.sort()
@@ -135,6 +159,7 @@ def claim_batch(campaign_id: int, size: int, lease_seconds: float) -> list[Claim
             name=row[4],
             email=row[5],
             phone_number=row[6],
+            channel=cast(Channel, row[7]),
         )
         for row in rows
     ]
@@ -255,6 +280,43 @@ def record_outcomes(campaign_id: int, outcomes: list[Outcome]) -> list[Recipient
                 [campaign_id, campaign_id],
             )
     return changed
+
+
+def suppress_claims(campaign_id: int, reasons: dict[Claim, str]) -> list[Recipient]:
+    """Move claimed recipients to the final status `suppressed`, each with its reason.
+
+    Only rows still in flight under the claim's token change. The attempt that
+    the claim counted is taken back, because nothing was sent. Returns the
+    changed rows.
+    """
+    if not reasons:
+        return []
+    claimed = list(reasons)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {RECIPIENTS} AS r
+               SET status = 'suppressed',
+                   failure_reason = left(v.reason, 255),
+                   processed_at = clock_timestamp(),
+                   attempts = r.attempts - 1,
+                   claim_token = NULL,
+                   claimed_at = NULL,
+                   lease_expires_at = NULL,
+                   version = r.version + 1
+              FROM unnest(%s::bigint[], %s::uuid[], %s::text[]) AS v(id, token, reason)
+             WHERE r.id = v.id AND r.campaign_id = %s
+               AND r.status = 'in_flight' AND r.claim_token = v.token
+            RETURNING {", ".join("r." + field for field in ROW_FIELDS)}
+            """,
+            [
+                [c.recipient_id for c in claimed],
+                [c.token for c in claimed],
+                [reasons[c] for c in claimed],
+                campaign_id,
+            ],
+        )
+        return [recipient_from_row(row) for row in cursor.fetchall()]
 
 
 def release_claims(campaign_id: int, claims: list[Claim]) -> list[Recipient]:

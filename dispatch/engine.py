@@ -4,9 +4,12 @@ Any number of these loops, in any number of processes on any number of hosts,
 can work on one campaign at once. Each loop:
 
 1. claims a batch of due, queued recipients (`claims.claim_batch`), which
-   marks them in flight under its claim token with a lease;
-2. delivers them in a thread pool, at most `DELIVERY_CONCURRENCY` at a time,
-   each after taking a token from the Redis rate limiter;
+   marks them in flight under its claim token with a lease and chooses each
+   one's channel; those whose email address or phone number is on the
+   suppression list end as `suppressed` at once;
+2. renders each one's message (dispatch/messages.py) and delivers it in a
+   thread pool, at most `DELIVERY_CONCURRENCY` at a time, each after taking
+   a token from the Redis rate limiter;
 3. writes outcomes and attempts in bulk every `DISPATCH_FLUSH_INTERVAL_SECONDS`
    or `DISPATCH_FLUSH_SIZE` outcomes, with no transaction open during a
    provider call, and broadcasts the changed rows;
@@ -37,16 +40,26 @@ from datetime import datetime, timedelta
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import reset_queries
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from campaigns.content import template_fields
 from campaigns.models import Campaign, DeliveryAttempt, Recipient, delivery_key
 from dispatch import claims
 from dispatch.claims import Claim, Outcome
-from dispatch.providers import Delivery, DeliveryError, Provider, get_provider
+from dispatch.messages import MessageContent, build_message
+from dispatch.providers import (
+    Delivery,
+    DeliveryError,
+    OutboundMessage,
+    Provider,
+    get_provider,
+)
 from dispatch.rate_limit import MultiRateLimiter, RateLimitTimeout, limiter_for
 from live import broadcasts, streams
+from suppressions.models import suppressed_among
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +134,7 @@ class LoopStats:
     failed: int = 0
     retried: int = 0
     released: int = 0
+    suppressed: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -149,6 +163,7 @@ class _Loop:
         self.last_status_check = 0.0
         self.last_lease_renewal = time.monotonic()
         self.limiter: MultiRateLimiter | None = None
+        self.content: MessageContent | None = None
         self.active = True  # the campaign is processing; False stops claims
         self.exhausted = False  # the last claim found nothing due
 
@@ -162,6 +177,9 @@ class _Loop:
             )
             return self.stats
         self.limiter = limiter_for(self.provider.name, campaign.pk, campaign.rate_limit_per_second)
+        # Content cannot change while the campaign is processing: only a
+        # pending campaign can be edited.
+        self.content = MessageContent.of(campaign)
         logger.info("campaign %s: worker loop started", self.campaign_id)
 
         with ThreadPoolExecutor(
@@ -186,8 +204,9 @@ class _Loop:
                 batch = claims.claim_batch(
                     self.campaign_id, self.config.batch_size, self.config.lease_seconds
                 )
-                self.waiting.extend(batch)
                 self.exhausted = not batch
+                batch = self._drop_suppressed(batch)
+                self.waiting.extend(batch)
                 # Pages show these rows in flight while they are delivered.
                 streams.publish_rows(
                     self.campaign_id, (c.recipient_id for c in batch), kind=streams.CLAIMS
@@ -220,6 +239,36 @@ class _Loop:
                 or time.monotonic() - self.last_flush >= self.config.flush_interval
             ):
                 self._flush()
+
+    def _drop_suppressed(self, batch: list[Claim]) -> list[Claim]:
+        """End the claims whose email address or phone number is on the suppression list
+        as `suppressed`, and return the others.
+
+        Either address counts, whatever the channel: a person who asked not to
+        be contacted at one of them is not written to at the other.
+        """
+        if not batch:
+            return batch
+        found = suppressed_among(
+            (c.email for c in batch if c.email), (c.phone_number for c in batch if c.phone_number)
+        )
+        if not (found.emails or found.phones):
+            return batch
+        reasons: dict[Claim, str] = {}
+        for claim in batch:
+            if claim.email in found.emails:
+                reasons[claim] = "not sent: the email address is on the suppression list"
+            elif claim.phone_number in found.phones:
+                reasons[claim] = "not sent: the phone number is on the suppression list"
+        changed = claims.suppress_claims(self.campaign_id, reasons)
+        self.stats.suppressed += len(changed)
+        broadcasts.broadcast_recipients(self.campaign_id, changed)
+        logger.info(
+            "campaign %s: %d recipients not sent because they are on the suppression list",
+            self.campaign_id,
+            len(changed),
+        )
+        return [c for c in batch if c not in reasons]
 
     def _wait_for_next_retry(self) -> bool:
         """Sleep until the campaign's next queued recipient is due, if that is within
@@ -260,6 +309,12 @@ class _Loop:
             except redis.RedisError as exc:
                 reason = f"not sent: the rate limiter in Redis is unavailable ({exc})"
                 return self._failure(claim, timezone.now(), reason, transient=True)
+        started_at = timezone.now()
+        try:
+            message, missing = self._message(claim)
+        except ValidationError as exc:
+            reason = "not sent: the campaign's content does not compile: " + "; ".join(exc.messages)
+            return self._failure(claim, started_at, reason, transient=False)
         delivery = Delivery(
             campaign_id=claim.campaign_id,
             recipient_id=claim.recipient_id,
@@ -268,6 +323,9 @@ class _Loop:
             email=claim.email,
             phone_number=claim.phone_number,
             idempotency_key=delivery_key(claim.campaign_id, claim.recipient_id),
+            message=message,
+            channel=claim.channel,
+            missing_content=missing,
         )
         started_at = timezone.now()
         try:
@@ -294,6 +352,24 @@ class _Loop:
             finished_at=timezone.now(),
             provider_message_id=message_id,
         )
+
+    def _message(self, claim: Claim) -> tuple[OutboundMessage | None, str]:
+        """Render the claim's message; returns it, or None and what the content lacks.
+
+        Raises ValidationError when the stored content does not compile.
+        """
+        assert self.content is not None
+        missing = self.content.missing(claim.channel)
+        if missing:
+            return None, missing
+        message = build_message(
+            self.content,
+            template_fields(claim.name, claim.email, claim.phone_number),
+            channel=claim.channel,
+            to=claim.address,
+            recipient_id=claim.recipient_id,
+        )
+        return message, ""
 
     def _wait_for_rate_limit(self, limiter: MultiRateLimiter) -> bool:
         """Take a rate-limit token; returns False if the campaign stopped meanwhile.
@@ -447,7 +523,7 @@ class _Loop:
                 log_pending_retries(self.campaign_id)
         logger.info(
             "campaign %s: worker loop finished in %.1fs (delivered=%d sent=%d failed=%d "
-            "retry=%d released=%d)",
+            "retry=%d released=%d suppressed=%d)",
             self.campaign_id,
             time.monotonic() - self.stats.started,
             self.stats.delivered,
@@ -455,6 +531,7 @@ class _Loop:
             self.stats.failed,
             self.stats.retried,
             self.stats.released,
+            self.stats.suppressed,
         )
 
 

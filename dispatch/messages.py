@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from campaigns.content import render_email, render_sms
+from campaigns.content import missing_content, render_email, render_sms
 from dispatch.providers.base import Channel, OutboundMessage
 from suppressions.tokens import unsubscribe_urls
 
@@ -57,18 +57,7 @@ class MessageContent:
 
     def missing(self, channel: Channel) -> str:
         """Return what the content lacks to be sent on `channel`, or "" when nothing."""
-        if channel == EMAIL:
-            absent = [
-                label
-                for label, value in (("subject", self.email_subject), ("text", self.email_text))
-                if not value.strip()
-            ]
-            if absent:
-                return f"the campaign has no email {' or '.join(absent)}"
-            return ""
-        if not self.sms_text.strip():
-            return "the campaign has no SMS text"
-        return ""
+        return missing_content(self, channel)
 
 
 def choose_channel(email: str, phone: str, prefer_sms: bool) -> Channel:

@@ -55,9 +55,15 @@ def header_context(campaign: Campaign, active_import: Any = UNKNOWN) -> dict[str
         active_import = None
     elif active_import is UNKNOWN:
         active_import = campaign.active_import()
+    # A pending campaign whose content lacks what its recipients' channels
+    # need cannot be dispatched; the header says what to write first.
+    missing_content = (
+        campaign.missing_content() if campaign.status == Campaign.Status.PENDING else []
+    )
     return {
         "campaign": campaign,
         "active_import": active_import,
+        "missing_content": missing_content,
         "progress": progress,
         "activity": rates.activity(campaign, progress),
         "can_retry_failed": can_retry_failed,

@@ -14,6 +14,7 @@ from django.conf import settings
 from campaigns.models import Campaign, Recipient
 from config.test_settings import RUN_ID
 from live import streams
+from tests.factories import MESSAGE_CONTENT
 from tests.servers import free_port
 from tests.smtp import SMTP_BACKEND, RecordingHandler
 
@@ -98,14 +99,15 @@ def smtp_sink(settings: Any) -> Iterator[RecordingHandler]:
 
 @pytest.fixture
 def make_campaign() -> Callable[..., Campaign]:
-    """Create a campaign with recipients given as dicts of Recipient fields."""
+    """Create a campaign with message content and with recipients given as dicts of
+    Recipient fields."""
 
     def make(
         name: str = "Spring launch",
         recipients: list[dict[str, str]] | None = None,
         **fields: Any,
     ) -> Campaign:
-        campaign = Campaign.objects.create(name=name, **fields)
+        campaign = Campaign.objects.create(name=name, **{**MESSAGE_CONTENT, **fields})
         if recipients is None:
             recipients = [
                 {"name": "Ada", "email": "ada@example.com"},

@@ -50,9 +50,13 @@ class Delivery:
     # The same for every attempt and every reclaim of this recipient in this
     # campaign, so a provider that supports idempotency keys drops repeats.
     idempotency_key: str
-    # The rendered message. None for deliveries that carry only the
-    # recipient's fields, which only the simulated provider accepts.
+    # The rendered message. None when the campaign's content lacks what the
+    # channel needs (`missing_content` says what); only the simulated
+    # provider, which needs no content, accepts such a delivery.
     message: OutboundMessage | None = None
+    # The channel chosen for this recipient.
+    channel: Channel = "email"
+    missing_content: str = ""
 
 
 class DeliveryError(Exception):

@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from campaigns import export
 from campaigns.models import Campaign, Recipient
+from dispatch import claims
 from tests.outcomes import claim, move_to_status, set_outcome
 
 MakeCampaign = Callable[..., Campaign]
@@ -33,6 +34,7 @@ HEADER = [
     "email",
     "phone",
     "status",
+    "channel",
     "failure_reason",
     "attempts",
     "processed_at",
@@ -153,11 +155,22 @@ def test_export_delivery_outcomes(make_campaign: MakeCampaign) -> None:
     _response, chunks = download(campaign.pk)
 
     rows = {row[0]: row for row in parse(chunks)[1:]}
-    assert rows["Ada"][3:7] == ["sent", "", "1", "2026-03-01T12:30:05.123Z"]
-    assert rows["Grace"][3:6] == ["failed", '\'=HYPERLINK("x") rejected', "1"]
-    assert rows["Grace"][6].endswith("Z")
+    assert rows["Ada"][3:8] == ["sent", "", "", "1", "2026-03-01T12:30:05.123Z"]
+    assert rows["Grace"][3:7] == ["failed", "", '\'=HYPERLINK("x") rejected', "1"]
+    assert rows["Grace"][7].endswith("Z")
     assert rows["Alan"][3] == "in_flight"
-    assert rows["Alan"][8] == export.format_time(alan.claimed_at)
+    assert rows["Alan"][9] == export.format_time(alan.claimed_at)
+
+
+def test_export_shows_channel(make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign()
+    assert campaign.start()
+    claims.claim_batch(campaign.pk, 10, lease_seconds=60)
+
+    _response, chunks = download(campaign.pk)
+
+    rows = {row[0]: row[4] for row in parse(chunks)[1:]}
+    assert rows == {"Ada": "email", "Grace": "sms", "Alan": "email"}
 
 
 @pytest.mark.parametrize(

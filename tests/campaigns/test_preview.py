@@ -178,7 +178,7 @@ def test_preview_sms_size_ucs2(client: Client, make_campaign: MakeCampaign) -> N
 
 
 def test_preview_without_content(client: Client, make_campaign: MakeCampaign) -> None:
-    campaign = make_campaign()
+    campaign = make_campaign(email_subject="", email_text="", sms_text="")
 
     response = client.get(preview_url(campaign))
 

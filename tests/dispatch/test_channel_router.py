@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.providers import ChannelRouter, Delivery, OutboundMessage, SimulatedProvider
+import pytest
+
+from dispatch.providers import (
+    Channel,
+    ChannelRouter,
+    Delivery,
+    OutboundMessage,
+    PermanentDeliveryError,
+    SimulatedProvider,
+)
 
 
 class NamedProvider:
@@ -19,7 +28,9 @@ class NamedProvider:
         return f"{self.name}-id"
 
 
-def delivery(message: OutboundMessage | None) -> Delivery:
+def delivery(
+    message: OutboundMessage | None, channel: Channel = "email", missing: str = ""
+) -> Delivery:
     return Delivery(
         campaign_id=1,
         recipient_id=2,
@@ -29,39 +40,43 @@ def delivery(message: OutboundMessage | None) -> Delivery:
         phone_number="+12025550100",
         idempotency_key="campaign-1-recipient-2",
         message=message,
+        channel=channel,
+        missing_content=missing,
     )
 
 
-def router() -> tuple[ChannelRouter, NamedProvider, NamedProvider, NamedProvider]:
-    email, sms, fallback = NamedProvider("email"), NamedProvider("sms"), NamedProvider("fallback")
-    return ChannelRouter(email=email, sms=sms, fallback=fallback), email, sms, fallback
+def router() -> tuple[ChannelRouter, NamedProvider, NamedProvider]:
+    email, sms = NamedProvider("email"), NamedProvider("sms")
+    return ChannelRouter(email=email, sms=sms), email, sms
 
 
 def test_router_sends_email_to_email_provider() -> None:
-    channel_router, email, sms, fallback = router()
+    channel_router, email, sms = router()
     message = OutboundMessage(channel="email", to="ada@example.com", subject="Hi")
 
     assert channel_router.deliver(delivery(message)) == "email-id"
     assert len(email.delivered) == 1
     assert sms.delivered == []
-    assert fallback.delivered == []
 
 
 def test_router_sends_sms_to_sms_provider() -> None:
-    channel_router, email, sms, fallback = router()
+    channel_router, email, sms = router()
     message = OutboundMessage(channel="sms", to="+12025550100", text="Hi")
 
-    assert channel_router.deliver(delivery(message)) == "sms-id"
+    assert channel_router.deliver(delivery(message, channel="sms")) == "sms-id"
     assert len(sms.delivered) == 1
     assert email.delivered == []
-    assert fallback.delivered == []
 
 
-def test_router_without_message_uses_fallback() -> None:
-    channel_router, email, sms, fallback = router()
+@pytest.mark.parametrize("channel", ["email", "sms"])
+def test_router_refuses_delivery_without_message(channel: Channel) -> None:
+    # A provider would send an empty message, the simulated one included.
+    channel_router, email, sms = router()
 
-    assert channel_router.deliver(delivery(None)) == "fallback-id"
-    assert len(fallback.delivered) == 1
+    with pytest.raises(PermanentDeliveryError) as raised:
+        channel_router.deliver(delivery(None, channel, "the campaign has no SMS text"))
+
+    assert str(raised.value) == "not sent: the campaign has no SMS text"
     assert email.delivered == sms.delivered == []
 
 
@@ -74,7 +89,6 @@ def test_router_from_settings_builds_providers(settings: Any) -> None:
 
     assert channel_router.email.name == "email"
     assert isinstance(channel_router.sms, SimulatedProvider)
-    assert isinstance(channel_router.fallback, SimulatedProvider)
 
 
 def test_delivery_message_defaults_to_none() -> None:

@@ -21,6 +21,7 @@ from config.celery import app as celery_app
 from dispatch.tasks import start_campaign_task
 from localdev.private_redis import PrivateRedis
 from localdev.urls import RedisTarget, parse_redis_url
+from tests.factories import MESSAGE_CONTENT
 from tests.faults.cluster import (
     DispatchCluster,
     cluster_environment,
@@ -44,7 +45,9 @@ def create_campaign() -> Callable[..., Campaign]:
     """Return a function that creates a pending campaign with `count` email recipients."""
 
     def create(count: int, **fields: object) -> Campaign:
-        campaign = Campaign.objects.create(name=f"Fault test, {count} recipients", **fields)
+        campaign = Campaign.objects.create(
+            name=f"Fault test, {count} recipients", **{**MESSAGE_CONTENT, **fields}
+        )
         Recipient.objects.bulk_create(
             (
                 Recipient(campaign=campaign, name=f"Recipient {i}", email=f"r{i}@example.com")
