@@ -25,7 +25,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from campaigns.content import recipient_fields
+from campaigns.content import recipient_fields, template_fields
 from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
 from campaigns.preview_views import render_preview
@@ -39,12 +39,7 @@ logger = logging.getLogger(__name__)
 SUBJECT_PREFIX = "[Test] "
 
 # Template fields of a test send from a campaign that has no recipients yet.
-SAMPLE_FIELDS = {
-    "name": "Ada Lovelace",
-    "first_name": "Ada",
-    "email": "ada@example.com",
-    "phone": "+12025550101",
-}
+SAMPLE_FIELDS = template_fields("Ada Lovelace", "ada@example.com", "+12025550101")
 
 _CHANNEL_LABELS = {EMAIL: "email", SMS: "SMS"}
 
@@ -95,7 +90,7 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
         message = dataclasses.replace(message, subject=SUBJECT_PREFIX + message.subject)
 
     try:
-        message_id = get_provider().deliver(_delivery(campaign, fields, message, email, phone, key))
+        message_id = get_provider().deliver(_delivery(campaign, fields, message, key))
     except DeliveryError as exc:
         kind = "transient" if exc.transient else "permanent"
         logger.warning("campaign %s: test %s not sent (%s error): %s", pk, label, kind, exc)
@@ -142,12 +137,7 @@ def _rejection(campaign: Campaign, channel: Channel, email: str, phone: str) -> 
 
 
 def _delivery(
-    campaign: Campaign,
-    fields: dict[str, str],
-    message: OutboundMessage,
-    email: str,
-    phone: str,
-    key: str,
+    campaign: Campaign, fields: dict[str, str], message: OutboundMessage, key: str
 ) -> Delivery:
     # Recipient id 0 names no recipient. The contact fields are the typed
     # address, which the simulated provider's failure rules read.
@@ -156,10 +146,11 @@ def _delivery(
         recipient_id=0,
         attempt=1,
         name=fields.get("name", ""),
-        email=email,
-        phone_number=phone,
+        email=message.to if message.channel == EMAIL else "",
+        phone_number=message.to if message.channel == SMS else "",
         idempotency_key=f"campaign-{campaign.pk}-test-{key}",
         message=message,
+        channel=message.channel,
     )
 
 

@@ -113,8 +113,11 @@ def test_preview_html_in_sandboxed_srcdoc(client: Client, make_campaign: MakeCam
     response = client.get(preview_url(campaign))
 
     html = response.content.decode()
+    footer = re.search(r"To stop receiving these messages: (\S+)", part(html, "text"))
+    assert footer is not None
     rendered = (
-        "<p style='color:red'>Hi &lt;img src=x onerror=alert(2)&gt;</p><script>alert(1)</script>"
+        "<p style='color:red'>Hi &lt;img src=x onerror=alert(2)&gt;</p><script>alert(1)</script>\n"
+        f'<p><a href="{footer.group(1)}">Unsubscribe</a> to stop receiving these messages.</p>\n'
     )
     iframe = re.search(r"<iframe[^>]*>", html)
     assert iframe is not None

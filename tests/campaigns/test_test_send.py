@@ -271,6 +271,17 @@ def test_sms_simulated_provider(client: Client, campaign: Campaign) -> None:
     assert re.search(r"Test SMS sent to \+447911123456\. Provider message id: simulated-", html)
 
 
+def test_simulated_failure_not_sent(client: Client, campaign: Campaign, settings: Any) -> None:
+    # The simulated provider fails numbers with this prefix, so the typed
+    # number must reach it as the delivery's phone number.
+    settings.DELIVERY_FAIL_PHONE_PREFIX = "+1202555019"
+
+    response = client.post(send_url(campaign), {"address": "+12025550199"})
+
+    assert response.status_code == 502
+    assert "Not sent: number not reachable (simulated)." in alert(response.content.decode())
+
+
 def test_sms_link_signed_for_number(
     client: Client, make_campaign: MakeCampaign, sms_gateway: Gateway
 ) -> None:
