@@ -92,10 +92,10 @@ def build_message(
 
     `fields` are the recipient's template fields (campaigns.content.
     recipient_fields); `unsubscribe_url` is added to them, signed for `to`.
-    An email gets a Message-ID that stays the same on every attempt
-    (`message_id_part` replaces `recipient-<id>` in it, for test sends), the
-    `List-Unsubscribe` and `List-Unsubscribe-Post` headers of RFC 8058, and
-    an unsubscribe footer in each body that does not show the link itself.
+    An email gets a Message-ID that stays the same on every attempt. Test
+    sends pass `message_id_part` to replace its `recipient-<id>` part. It
+    also gets the `List-Unsubscribe` and `List-Unsubscribe-Post` headers of
+    RFC 8058, and an unsubscribe footer in each body that lacks the link.
 
     Raises ValidationError when stored content does not compile.
     """

@@ -9,11 +9,12 @@ SECRET_KEY invalidates every token sent until then.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 SALT = "suppressions.unsubscribe"
 
@@ -71,6 +72,29 @@ def unsubscribe_urls(campaign_id: int, recipient_id: int, address: str) -> tuple
     with SITE_URL.
     """
     token = make_token(campaign_id, recipient_id, address)
-    page = settings.SITE_URL + reverse("suppressions:unsubscribe", args=[token])
-    one_click = settings.SITE_URL + reverse("suppressions:one_click", args=[token])
-    return page, one_click
+    page, one_click = _paths()
+    return (
+        settings.SITE_URL + page.replace(_PLACEHOLDER, token),
+        settings.SITE_URL + one_click.replace(_PLACEHOLDER, token),
+    )
+
+
+# Stands for the token in the cached paths. Tokens never contain it: they
+# are URL-safe base64 with ":" separators.
+_PLACEHOLDER = "~token~"
+
+
+@functools.cache
+def _paths() -> tuple[str, str]:
+    """Return the two unsubscribe paths with a placeholder for the token.
+
+    A dispatch builds URLs for every recipient, and reverse() costs more than
+    signing the token, so it runs once per process. The paths leave out the
+    script prefix of the request being served, if any, because SITE_URL
+    already names where the app is served.
+    """
+    prefix = get_script_prefix()
+    return (
+        "/" + reverse("suppressions:unsubscribe", args=[_PLACEHOLDER]).removeprefix(prefix),
+        "/" + reverse("suppressions:one_click", args=[_PLACEHOLDER]).removeprefix(prefix),
+    )

@@ -172,7 +172,7 @@ def test_channel_is_kept_for_retries(make_campaign: MakeCampaign) -> None:
     assert again.address == "alan@example.com"
 
 
-def test_transient_smtp_reply_is_retried_and_permanent_one_fails(
+def test_smtp_reply_codes_retry_or_fail(
     real_providers: RecordingHandler, make_campaign: MakeCampaign
 ) -> None:
     campaign = make_campaign(
@@ -212,7 +212,7 @@ def test_transient_smtp_reply_is_retried_and_permanent_one_fails(
     assert set(received(real_providers)) == {"ada@example.com"}
 
 
-def test_unsubscribed_recipient_is_not_sent_in_a_later_campaign(
+def test_unsubscribed_address_suppressed_later(
     real_providers: RecordingHandler, make_campaign: MakeCampaign, client: Client
 ) -> None:
     first = make_campaign(recipients=[{"name": "Ada", "email": "ada@example.com"}], **CONTENT)
