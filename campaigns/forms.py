@@ -187,3 +187,65 @@ class RecipientFilterForm(forms.Form):
                 Q(name__icontains=text) | Q(email__icontains=text) | Q(phone_number__icontains=text)
             )
         return recipients
+
+
+class SendTestForm(forms.Form):
+    """The address of a test send, and the preview's recipient whose fields the message uses.
+
+    An address with "@" is an email address and gets the email; anything
+    else is a phone number and gets the SMS. Both are cleaned as recipients'
+    values are. The cleaned data contains `email` and `phone` (one of them
+    empty) and `recipient`, a Recipient of the form's campaign or None.
+    """
+
+    address = forms.CharField(
+        label="Email address or phone number",
+        max_length=254,
+        error_messages={"required": "Enter an email address or a phone number."},
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "placeholder": "you@example.com or +12025550101"}
+        ),
+    )
+    # The largest value of PostgreSQL's bigint, the type of recipient ids.
+    recipient = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        widget=forms.HiddenInput,
+        error_messages={
+            code: "The recipient id is not valid. Choose a recipient in the preview and send again."
+            for code in ("invalid", "min_value", "max_value")
+        },
+    )
+
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "test_send_%s")
+        super().__init__(*args, **kwargs)
+        self.campaign = campaign
+
+    def clean_address(self) -> str:
+        value = self.cleaned_data["address"]
+        try:
+            if "@" in value:
+                email, phone = clean_email(value), ""
+            else:
+                email, phone = "", clean_phone(value, settings.PHONE_DEFAULT_REGION)
+        except InvalidContact as exc:
+            raise ValidationError(str(exc)) from None
+        if not email and not phone:
+            raise ValidationError("Enter an email address or a phone number.")
+        self.cleaned_data["email"] = email
+        self.cleaned_data["phone"] = phone
+        return email or phone
+
+    def clean_recipient(self) -> Recipient | None:
+        recipient_id = self.cleaned_data["recipient"]
+        if recipient_id is None:
+            return None
+        recipient = self.campaign.recipients.filter(pk=recipient_id).first()
+        if recipient is None:
+            raise ValidationError(
+                "The recipient shown in the preview is no longer in this campaign. "
+                "Choose another recipient and send again."
+            )
+        return recipient

@@ -9,8 +9,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from campaigns.content import recipient_fields, render_message, sms_segments
+from campaigns.content import RenderedContent, recipient_fields, render_email, sms_segments
+from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
+from dispatch.messages import EMAIL, SMS, MessageContent, build_message, choose_channel
+from dispatch.providers.base import Channel
+from suppressions.tokens import unsubscribe_urls
 
 logger = logging.getLogger(__name__)
 
@@ -26,34 +30,86 @@ def preview(request: HttpRequest, pk: int) -> HttpResponse:
     is not a number or not one of this campaign's recipients is a 404.
     """
     campaign = get_object_or_404(Campaign, pk=pk)
-    # One more than the list shows, to learn whether the id box is needed.
-    candidates = list(campaign.recipients.order_by("id")[: PREVIEW_CHOICES + 1])
-    choices = candidates[:PREVIEW_CHOICES]
     requested = request.GET.get("recipient", "").strip()
-    recipient: Recipient | None
+    recipient: Recipient | None = None
     if requested:
         if not requested.isascii() or not requested.isdigit():
             raise Http404("The recipient id must be a number.")
         recipient = get_object_or_404(Recipient, pk=int(requested), campaign_id=campaign.pk)
-        if recipient not in choices:
-            choices.append(recipient)
-    else:
+    return render_preview(request, campaign, recipient, SendTestForm(campaign=campaign))
+
+
+def render_preview(
+    request: HttpRequest,
+    campaign: Campaign,
+    recipient: Recipient | None,
+    test_form: SendTestForm,
+    *,
+    status: int = 200,
+) -> HttpResponse:
+    """Render the preview page for `recipient`, or for the campaign's first recipient when None.
+
+    `test_form` is the "Send a test" form, bound when the page shows its errors.
+    """
+    # One more than the list shows, to learn whether the id box is needed.
+    candidates = list(campaign.recipients.order_by("id")[: PREVIEW_CHOICES + 1])
+    choices = candidates[:PREVIEW_CHOICES]
+    if recipient is None:
         recipient = choices[0] if choices else None
+    elif recipient not in choices:
+        choices.append(recipient)
 
     context: dict[str, object] = {
         "campaign": campaign,
         "recipient": recipient,
         "choices": choices,
         "more_recipients": len(candidates) > PREVIEW_CHOICES,
+        "test_form": test_form,
     }
     if recipient is not None:
+        channel = choose_channel(recipient.email, recipient.phone_number, campaign.prefer_sms)
+        context["channel"] = channel
         try:
-            message = render_message(campaign, recipient_fields(recipient))
+            message = _render_as_sent(campaign, recipient, channel)
         except ValidationError as exc:
             # Content that a form would reject, written to the database directly.
-            logger.warning("campaign %s: stored content does not compile: %s", pk, exc.messages)
+            logger.warning(
+                "campaign %s: stored content does not compile: %s", campaign.pk, exc.messages
+            )
             context["content_errors"] = exc.messages
         else:
             context["message"] = message
             context["sms"] = sms_segments(message.sms)
-    return render(request, "campaigns/preview.html", context)
+    return render(request, "campaigns/preview.html", context, status=status)
+
+
+def _render_as_sent(campaign: Campaign, recipient: Recipient, channel: Channel) -> RenderedContent:
+    """Render the email and the SMS as `build_message` does when dispatch sends them.
+
+    Each part carries the unsubscribe link signed for the address that it
+    goes to. When the recipient lacks that address, the part cannot be sent,
+    and its link is signed for the address of the recipient's `channel`
+    instead. An email that lacks its subject or text gets no unsubscribe
+    footer, so that the page can show what is missing.
+    """
+    content = MessageContent.of(campaign)
+    fields = recipient_fields(recipient)
+    channel_address = recipient.email if channel == EMAIL else recipient.phone_number
+    email_to = recipient.email or channel_address
+
+    if content.missing(EMAIL):
+        page_url = unsubscribe_urls(campaign.pk, recipient.pk, email_to)[0]
+        subject, text, html = render_email(content, {**fields, "unsubscribe_url": page_url})
+    else:
+        email = build_message(
+            content, fields, channel=EMAIL, to=email_to, recipient_id=recipient.pk
+        )
+        subject, text, html = email.subject, email.text, email.html
+    sms = build_message(
+        content,
+        fields,
+        channel=SMS,
+        to=recipient.phone_number or channel_address,
+        recipient_id=recipient.pk,
+    )
+    return RenderedContent(subject=subject, text=text, html=html, sms=sms.text)

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from campaigns import export, preview_views, recipient_views, views
+from campaigns import export, preview_views, recipient_views, send_test_views, views
 
 app_name = "campaigns"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/duplicate", views.duplicate, name="duplicate"),
     path("campaigns/<int:pk>/export.csv", export.export_csv, name="export"),
     path("campaigns/<int:pk>/preview", preview_views.preview, name="preview"),
+    path("campaigns/<int:pk>/test-send", send_test_views.send_test, name="test_send"),
     path("campaigns/<int:pk>/recipients/new", recipient_views.create, name="recipient_create"),
     path(
         "campaigns/<int:pk>/recipients/<int:recipient_pk>/edit",

@@ -150,7 +150,7 @@ def suppress(
     email: str = "",
     phone: str = "",
     reason: str,
-    campaign: Campaign | None = None,
+    campaign_id: int | None = None,
 ) -> tuple[Suppression, bool]:
     """Add an email address or a phone number to the suppression list.
 
@@ -158,8 +158,10 @@ def suppress(
     already on the list keeps its entry, with its first reason and campaign,
     so calling this again is harmless. The insert is one
     `INSERT ... ON CONFLICT DO NOTHING`, so two requests at the same moment
-    create one entry and neither fails. Raises ValueError unless exactly one
-    of `email` and `phone` is given.
+    create one entry and neither fails. The entry records `campaign_id` as
+    its source campaign only while that campaign exists, so a campaign
+    deleted before or during the call leaves the source empty. Raises
+    ValueError unless exactly one of `email` and `phone` is given.
     """
     email = normalize_email(email)
     phone = normalize_phone(phone)
@@ -169,16 +171,26 @@ def suppress(
         raise ValueError(f"{reason!r} is not a suppression reason.")
 
     table = Suppression._meta.db_table
+    campaigns = Campaign._meta.db_table
     for _attempt in range(_SUPPRESS_ATTEMPTS):
         with transaction.atomic(), connection.cursor() as cursor:
+            # The subquery reads the campaign in the same statement and locks
+            # it with FOR KEY SHARE. A deletion that committed first makes it
+            # return NULL. A deletion that locks the campaign row first, as
+            # Campaign.delete_if_pending and the admin do, makes it wait and
+            # then return NULL, or waits for this transaction and then clears
+            # the reference (on_delete=SET_NULL). A campaign read in an
+            # earlier statement could be deleted before this one commits, and
+            # the deferred foreign key check would then fail the commit.
             cursor.execute(
                 f"""
                 INSERT INTO {table} (email, phone, reason, created_at, source_campaign_id)
-                VALUES (%s, %s, %s, %s, %s)
+                VALUES (%s, %s, %s, %s,
+                        (SELECT id FROM {campaigns} WHERE id = %s FOR KEY SHARE))
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """,
-                [email, phone, reason, timezone.now(), campaign.pk if campaign else None],
+                [email, phone, reason, timezone.now(), campaign_id],
             )
             row = cursor.fetchone()
         if row is not None:

@@ -10,9 +10,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
-from campaigns.models import Campaign
 from campaigns.views import see_other
 from suppressions.forms import SuppressionAddForm, SuppressionSearchForm
 from suppressions.models import Suppression, SuppressionReason, suppress
@@ -80,19 +79,13 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     GET changes nothing, because mail scanners open the links in messages
     before their recipients do. The POST is the page's form, with its CSRF token.
     """
+    if request.method == "GET":
+        return _confirmation_page(request, token)
     try:
         unsubscribe_token = read_token(token)
     except InvalidToken as exc:
         logger.info("unsubscribe rejected: %s", exc)
-        return render(
-            request, "suppressions/unsubscribe_invalid.html", {"error": str(exc)}, status=400
-        )
-    if request.method == "GET":
-        return render(
-            request,
-            "suppressions/unsubscribe.html",
-            {"address": unsubscribe_token.address, "token": token},
-        )
+        return _invalid_link_page(request, exc)
     _unsubscribe(unsubscribe_token, "the unsubscribe page")
     return render(request, "suppressions/unsubscribed.html", {"address": unsubscribe_token.address})
 
@@ -100,14 +93,19 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 # Mail clients send the one-click POST without a session or a CSRF token, so
 # the signed token is what proves that the request comes from the message.
 @csrf_exempt
-@require_POST
+@require_http_methods(["GET", "POST"])
 def one_click(request: HttpRequest, token: str) -> HttpResponse:
-    """Add the token's address to the suppression list, for an RFC 8058 one-click POST.
+    """Add the token's address to the suppression list, for an RFC 8058 one-click POST,
+    or show the unsubscribe confirmation (GET).
 
-    The body must be `List-Unsubscribe=One-Click`, the value that the
+    The POST body must be `List-Unsubscribe=One-Click`, the value that the
     message's `List-Unsubscribe-Post` header names for the mail client to post.
-    A POST without it is rejected, so that no other form can post here by accident.
+    A POST without it is rejected, so that no other form can post here by
+    accident. Mail clients without RFC 8058 open the `List-Unsubscribe` URL
+    with a GET, which gets the page of `/u/<token>` and changes nothing.
     """
+    if request.method == "GET":
+        return _confirmation_page(request, token)
     try:
         unsubscribe_token = read_token(token)
     except InvalidToken as exc:
@@ -132,13 +130,35 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+def _confirmation_page(request: HttpRequest, token: str) -> HttpResponse:
+    """Render the unsubscribe confirmation, whose form posts to `/u/<token>`."""
+    try:
+        unsubscribe_token = read_token(token)
+    except InvalidToken as exc:
+        logger.info("unsubscribe page rejected: %s", exc)
+        return _invalid_link_page(request, exc)
+    return render(
+        request,
+        "suppressions/unsubscribe.html",
+        {"address": unsubscribe_token.address, "token": token},
+    )
+
+
+def _invalid_link_page(request: HttpRequest, exc: InvalidToken) -> HttpResponse:
+    return render(request, "suppressions/unsubscribe_invalid.html", {"error": str(exc)}, status=400)
+
+
 def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
     # The campaign may have been deleted since the message went out, and the
-    # address is suppressed all the same.
-    campaign = Campaign.objects.filter(pk=token.campaign_id).first()
+    # recipient id is 0 in a test send's message. Neither is looked up: the
+    # address is suppressed all the same, and `suppress` records the
+    # campaign only while it exists.
     email, phone = (token.address, "") if token.is_email else ("", token.address)
     entry, created = suppress(
-        email=email, phone=phone, reason=SuppressionReason.UNSUBSCRIBED, campaign=campaign
+        email=email,
+        phone=phone,
+        reason=SuppressionReason.UNSUBSCRIBED,
+        campaign_id=token.campaign_id,
     )
     logger.info(
         "suppression %s: %s through %s (campaign %s, recipient %s)",

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from html import unescape
 from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils.html import escape
 
 from campaigns.models import Campaign, Recipient
+from suppressions.tokens import UnsubscribeToken, read_token
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +49,9 @@ def test_preview_defaults_to_first_recipient(client: Client, make_campaign: Make
     html = response.content.decode()
     assert response.status_code == 200
     assert part(html, "subject") == "Hello Ada"
-    assert part(html, "text") == "Dear Ada,\nthis goes to ada@example.com."
+    # The text as dispatch sends it, with the unsubscribe footer.
+    text = part(html, "text")
+    assert text.startswith("Dear Ada,\nthis goes to ada@example.com.\n\n-- \nTo stop receiving")
     assert part(html, "sms") == "Hi Ada"
     assert "This recipient has no phone number, so it cannot get the SMS." in html
 
@@ -107,8 +113,11 @@ def test_preview_html_in_sandboxed_srcdoc(client: Client, make_campaign: MakeCam
     response = client.get(preview_url(campaign))
 
     html = response.content.decode()
+    footer = re.search(r"To stop receiving these messages: (\S+)", part(html, "text"))
+    assert footer is not None
     rendered = (
-        "<p style='color:red'>Hi &lt;img src=x onerror=alert(2)&gt;</p><script>alert(1)</script>"
+        "<p style='color:red'>Hi &lt;img src=x onerror=alert(2)&gt;</p><script>alert(1)</script>\n"
+        f'<p><a href="{footer.group(1)}">Unsubscribe</a> to stop receiving these messages.</p>\n'
     )
     iframe = re.search(r"<iframe[^>]*>", html)
     assert iframe is not None
@@ -253,3 +262,113 @@ def test_preview_of_dispatched_campaign(client: Client, make_campaign: MakeCampa
 
     assert response.status_code == 200
     assert part(response.content.decode(), "subject") == "Hello Ada"
+
+
+def link_token(url: str) -> UnsubscribeToken:
+    """Return what the token in an unsubscribe page URL carries."""
+    match = resolve(urlsplit(url).path)
+    assert match.view_name == "suppressions:unsubscribe"
+    return read_token(match.kwargs["token"])
+
+
+def test_preview_email_has_unsubscribe_footer(
+    client: Client, make_campaign: MakeCampaign, settings: Any
+) -> None:
+    settings.SITE_URL = "https://mail.example.com"
+    campaign = make_campaign(**CONTENT)
+    ada = campaign.recipients.get(name="Ada")
+
+    html = client.get(preview_url(campaign)).content.decode()
+
+    footer = re.search(r"To stop receiving these messages: (\S+)\n$", part(html, "text"))
+    assert footer is not None
+    url = footer.group(1)
+    assert url.startswith("https://mail.example.com/u/")
+    token = link_token(url)
+    assert (token.campaign_id, token.recipient_id, token.address) == (
+        campaign.pk,
+        ada.pk,
+        "ada@example.com",
+    )
+    html_source = unescape(part(html, "html-source"))
+    assert html_source == (
+        f'<p>Dear Ada</p>\n<p><a href="{url}">Unsubscribe</a> '
+        "to stop receiving these messages.</p>\n"
+    )
+
+
+def test_preview_unsubscribe_url_field(client: Client, make_campaign: MakeCampaign) -> None:
+    # The link in the content replaces the footer.
+    content = {
+        **CONTENT,
+        "email_text": "Leave: {{ unsubscribe_url }}",
+        "sms_text": "Stop: {{ unsubscribe_url }}",
+    }
+    campaign = make_campaign(**content)
+    grace = campaign.recipients.get(name="Grace")
+
+    html = client.get(preview_url(campaign, grace.pk)).content.decode()
+
+    text = part(html, "text")
+    assert text.startswith("Leave: http://127.0.0.1:8000/u/")
+    assert "To stop receiving" not in text
+    # Grace has only a phone number, which both links are signed for.
+    for url in (text.removeprefix("Leave: "), part(html, "sms").removeprefix("Stop: ")):
+        token = link_token(url)
+        assert (token.recipient_id, token.address) == (grace.pk, "+12025550101")
+    assert "Dispatch sends this recipient the SMS, to +12025550101." in html
+
+
+@pytest.mark.parametrize(
+    ("prefer_sms", "channel_line"),
+    [
+        (False, "Dispatch sends this recipient the email, to alan@example.com."),
+        (True, "Dispatch sends this recipient the SMS, to +12025550102."),
+    ],
+)
+def test_preview_links_per_channel(
+    client: Client, make_campaign: MakeCampaign, prefer_sms: bool, channel_line: str
+) -> None:
+    content = {**CONTENT, "sms_text": "Stop: {{ unsubscribe_url }}"}
+    campaign = make_campaign(prefer_sms=prefer_sms, **content)
+    alan = campaign.recipients.get(name="Alan")
+
+    html = client.get(preview_url(campaign, alan.pk)).content.decode()
+
+    assert channel_line in html
+    footer = re.search(r"To stop receiving these messages: (\S+)", part(html, "text"))
+    assert footer is not None
+    assert link_token(footer.group(1)).address == "alan@example.com"
+    assert link_token(part(html, "sms").removeprefix("Stop: ")).address == "+12025550102"
+
+
+def test_preview_shows_test_send_form(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+    alan = campaign.recipients.get(name="Alan")
+
+    html = client.get(preview_url(campaign, alan.pk)).content.decode()
+
+    action = reverse("campaigns:test_send", args=[campaign.pk])
+    assert f'<form method="post" action="{action}"' in html
+    assert f'<input type="hidden" name="recipient" value="{alan.pk}">' in html
+    assert '<label for="test_send_address"' in html
+    assert "Email address or phone number" in html
+
+
+def test_preview_test_send_without_recipients(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(recipients=[], **CONTENT)
+
+    html = client.get(preview_url(campaign)).content.decode()
+
+    assert '<input type="hidden" name="recipient" value="">' in html
+    assert "rendered with sample recipient fields" in html
+
+
+def test_preview_no_test_send_when_dispatched(client: Client, make_campaign: MakeCampaign) -> None:
+    campaign = make_campaign(**CONTENT)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PROCESSING)
+
+    html = client.get(preview_url(campaign)).content.decode()
+
+    assert reverse("campaigns:test_send", args=[campaign.pk]) not in html
+    assert "Test sends are for pending campaigns only. This campaign is processing" in html

@@ -97,7 +97,7 @@ def test_many_emails_and_phones_coexist() -> None:
 
 def test_deleting_campaign_keeps_entry(make_campaign: Callable[..., Campaign]) -> None:
     campaign = make_campaign()
-    entry, _ = suppress(email="ada@example.com", reason=OPERATOR, campaign=campaign)
+    entry, _ = suppress(email="ada@example.com", reason=OPERATOR, campaign_id=campaign.pk)
 
     campaign.delete()
 
@@ -131,7 +131,7 @@ def test_suppress_records_campaign(make_campaign: Callable[..., Campaign]) -> No
     campaign = make_campaign()
 
     entry, _ = suppress(
-        email="ada@example.com", reason=SuppressionReason.UNSUBSCRIBED, campaign=campaign
+        email="ada@example.com", reason=SuppressionReason.UNSUBSCRIBED, campaign_id=campaign.pk
     )
 
     assert Suppression.objects.get(pk=entry.pk).source_campaign_id == campaign.pk

@@ -45,7 +45,9 @@ def test_list_shows_entries_newest_first(
     client: Client, make_campaign: Callable[..., Campaign]
 ) -> None:
     campaign = make_campaign(name="Spring <b>launch</b>")
-    suppress(email="ada@example.com", reason=SuppressionReason.UNSUBSCRIBED, campaign=campaign)
+    suppress(
+        email="ada@example.com", reason=SuppressionReason.UNSUBSCRIBED, campaign_id=campaign.pk
+    )
     suppress(phone="+12025550101", reason=OPERATOR)
 
     html = client.get(INDEX_URL).content.decode()

@@ -253,8 +253,72 @@ def test_one_click_wrong_body_400(token: str, body: str) -> None:
     assert not Suppression.objects.exists()
 
 
-def test_one_click_get_not_allowed(client: Client, token: str) -> None:
+def test_one_click_get_shows_confirmation(client: Client, token: str) -> None:
+    # Mail clients without RFC 8058 open the List-Unsubscribe URL with a GET.
     response = client.get(one_click_url(token))
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert "Unsubscribe ada@example.com from these messages?" in html
+    assert f'<form method="post" action="{page_url(token)}"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert not Suppression.objects.exists()
+
+
+def test_one_click_get_then_form_post(token: str) -> None:
+    client = csrf_client()
+    client.get(one_click_url(token))
+    csrf_token = client.cookies["csrftoken"].value
+
+    response = client.post(page_url(token), {"csrfmiddlewaretoken": csrf_token})
+
+    assert response.status_code == 200
+    assert Suppression.objects.get().email == "ada@example.com"
+
+
+def test_one_click_get_tampered_token_400(client: Client, token: str) -> None:
+    response = client.get(one_click_url(tampered(token)))
+
+    assert response.status_code == 400
+    assert "The unsubscribe link is invalid" in response.content.decode()
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["put", "delete"])
+def test_one_click_other_methods_405(client: Client, token: str, method: str) -> None:
+    response = getattr(client, method)(one_click_url(token))
 
     assert response.status_code == 405
     assert not Suppression.objects.exists()
+
+
+def test_post_recipient_id_zero(client: Client, campaign: Campaign) -> None:
+    # A test send's link names recipient 0, which no recipient has.
+    token = make_token(campaign.pk, 0, "tester@example.com")
+
+    page = client.post(page_url(token))
+    one_click = csrf_client().post(
+        one_click_url(make_token(campaign.pk, 0, "+12025550143")),
+        ONE_CLICK_BODY,
+        content_type=FORM,
+    )
+
+    assert page.status_code == 200
+    assert one_click.status_code == 200
+    entries = Suppression.objects.order_by("email")
+    assert [(entry.email, entry.phone) for entry in entries] == [
+        ("", "+12025550143"),
+        ("tester@example.com", ""),
+    ]
+    assert all(entry.source_campaign_id == campaign.pk for entry in entries)
+
+
+def test_one_click_for_deleted_campaign(campaign: Campaign, token: str) -> None:
+    campaign.delete()
+
+    response = csrf_client().post(one_click_url(token), ONE_CLICK_BODY, content_type=FORM)
+
+    assert response.status_code == 200
+    entry = Suppression.objects.get()
+    assert entry.email == "ada@example.com"
+    assert entry.source_campaign is None
