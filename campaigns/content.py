@@ -192,7 +192,12 @@ def _render(source: str, fields: dict[str, str], *, html: bool) -> str:
     if not source:
         return ""
     template = _compile(source)
-    rendered = template.render(Context(dict(fields), autoescape=html))
+    context = Context(dict(fields), autoescape=html)
+    # The node list is rendered directly: Template.render() adds context
+    # managers for block and include state, which these templates cannot
+    # use, and they took a third of the time of a dispatch's rendering.
+    context.template = template
+    rendered = template.nodelist.render(context)
     # A plain str rather than the SafeString that render() returns, so that a
     # page showing the HTML body escapes it. str() would keep the subclass.
     return str.__str__(rendered)

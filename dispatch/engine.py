@@ -164,6 +164,9 @@ class _Loop:
         self.last_lease_renewal = time.monotonic()
         self.limiter: MultiRateLimiter | None = None
         self.content: MessageContent | None = None
+        # Each waiting or running claim's message, what its content lacks, or
+        # why it cannot be rendered (see _render).
+        self.rendered: dict[Claim, tuple[OutboundMessage | None, str, str]] = {}
         self.active = True  # the campaign is processing; False stops claims
         self.exhausted = False  # the last claim found nothing due
 
@@ -206,6 +209,7 @@ class _Loop:
                 )
                 self.exhausted = not batch
                 batch = self._drop_suppressed(batch)
+                self._render(batch)
                 self.waiting.extend(batch)
                 # Pages show these rows in flight while they are delivered.
                 streams.publish_rows(
@@ -250,7 +254,9 @@ class _Loop:
         if not batch:
             return batch
         found = suppressed_among(
-            (c.email for c in batch if c.email), (c.phone_number for c in batch if c.phone_number)
+            (c.email for c in batch if c.email),
+            (c.phone_number for c in batch if c.phone_number),
+            normalized=True,
         )
         if not (found.emails or found.phones):
             return batch
@@ -310,11 +316,9 @@ class _Loop:
                 reason = f"not sent: the rate limiter in Redis is unavailable ({exc})"
                 return self._failure(claim, timezone.now(), reason, transient=True)
         started_at = timezone.now()
-        try:
-            message, missing = self._message(claim)
-        except ValidationError as exc:
-            reason = "not sent: the campaign's content does not compile: " + "; ".join(exc.messages)
-            return self._failure(claim, started_at, reason, transient=False)
+        message, missing, error = self.rendered.pop(claim)
+        if error:
+            return self._failure(claim, started_at, error, transient=False)
         delivery = Delivery(
             campaign_id=claim.campaign_id,
             recipient_id=claim.recipient_id,
@@ -353,23 +357,35 @@ class _Loop:
             provider_message_id=message_id,
         )
 
-    def _message(self, claim: Claim) -> tuple[OutboundMessage | None, str]:
-        """Render the claim's message; returns it, or None and what the content lacks.
+    def _render(self, batch: list[Claim]) -> None:
+        """Render the message of each claim in `batch` into `self.rendered`.
 
-        Raises ValidationError when the stored content does not compile.
+        This runs in the loop's own thread, one claim after another. Rendering
+        holds the GIL throughout, and the same work spread over the delivery
+        threads ran slower (docs/benchmarks.md has the figures).
         """
         assert self.content is not None
-        missing = self.content.missing(claim.channel)
-        if missing:
-            return None, missing
-        message = build_message(
-            self.content,
-            template_fields(claim.name, claim.email, claim.phone_number),
-            channel=claim.channel,
-            to=claim.address,
-            recipient_id=claim.recipient_id,
-        )
-        return message, ""
+        content = self.content
+        for claim in batch:
+            missing = content.missing(claim.channel)
+            if missing:
+                self.rendered[claim] = (None, missing, "")
+                continue
+            try:
+                message = build_message(
+                    content,
+                    template_fields(claim.name, claim.email, claim.phone_number),
+                    channel=claim.channel,
+                    to=claim.address,
+                    recipient_id=claim.recipient_id,
+                )
+            except ValidationError as exc:
+                error = "not sent: the campaign's content does not compile: " + "; ".join(
+                    exc.messages
+                )
+                self.rendered[claim] = (None, "", error)
+            else:
+                self.rendered[claim] = (message, "", "")
 
     def _wait_for_rate_limit(self, limiter: MultiRateLimiter) -> bool:
         """Take a rate-limit token; returns False if the campaign stopped meanwhile.
@@ -498,6 +514,8 @@ class _Loop:
             return
         released = list(self.waiting)
         self.waiting.clear()
+        for claim in released:
+            self.rendered.pop(claim, None)
         changed = claims.release_claims(self.campaign_id, released)
         self.stats.released += len(changed)
         broadcasts.broadcast_recipients(self.campaign_id, changed)

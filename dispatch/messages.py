@@ -6,6 +6,7 @@ send shows exactly what recipients get, unsubscribe link included.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -75,8 +76,14 @@ def choose_channel(email: str, phone: str, prefer_sms: bool) -> Channel:
 def message_id(campaign_id: int, local_part: str) -> str:
     """Return a Message-ID in the sender's domain, such as
     `<campaign-7-recipient-42@mail.example.com>`."""
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
-    return f"<campaign-{campaign_id}-{local_part}@{domain}>"
+    return f"<campaign-{campaign_id}-{local_part}@{_sender_domain(settings.DEFAULT_FROM_EMAIL)}>"
+
+
+@functools.lru_cache(maxsize=8)
+def _sender_domain(from_email: str) -> str:
+    # Parsing the address costs more than the rest of the Message-ID, and
+    # every email of a dispatch has the same sender.
+    return parseaddr(from_email)[1].rpartition("@")[2] or "localhost"
 
 
 def build_message(

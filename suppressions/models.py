@@ -107,19 +107,25 @@ def is_suppressed(email: str, phone: str) -> bool:
     return bool(found.emails or found.phones)
 
 
-def suppressed_among(emails: Iterable[str], phones: Iterable[str]) -> SuppressedAddresses:
+def suppressed_among(
+    emails: Iterable[str], phones: Iterable[str], *, normalized: bool = False
+) -> SuppressedAddresses:
     """Return which of `emails` and `phones` are on the suppression list.
 
     The sets contain the values as given, not their normalised forms, so a
     caller can look up its own recipients' values in them. One query for the
     emails and one for the phone numbers, each served by its unique index.
-    Empty values are never suppressed.
+    Empty values are never suppressed. Pass `normalized=True` for values
+    read from recipients, which are stored normalised: normalising an email
+    address costs tens of microseconds, which a dispatch would pay per
+    recipient.
     """
     given_emails = [email for email in emails if email.strip()]
     phones_by_key: dict[str, list[str]] = {}
     for phone in phones:
         if phone.strip():
-            phones_by_key.setdefault(normalize_phone(phone), []).append(phone)
+            key = phone if normalized else normalize_phone(phone)
+            phones_by_key.setdefault(key, []).append(phone)
 
     found = SuppressedAddresses(set(), set())
     if given_emails:
@@ -133,7 +139,12 @@ def suppressed_among(emails: Iterable[str], phones: Iterable[str]) -> Suppressed
                  WHERE EXISTS (SELECT 1 FROM {Suppression._meta.db_table} AS s
                                 WHERE lower(s.email) = lower(v.normalized) AND s.email <> '')
                 """,
-                [given_emails, [normalize_email(email) for email in given_emails]],
+                [
+                    given_emails,
+                    given_emails
+                    if normalized
+                    else [normalize_email(email) for email in given_emails],
+                ],
             )
             found.emails.update(row[0] for row in cursor.fetchall())
     if phones_by_key:
