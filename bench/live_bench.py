@@ -86,7 +86,9 @@ from dispatch_bench import (
 # isort: split
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, sync_playwright
 
@@ -198,6 +200,9 @@ class AppServer:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # Every page and stream needs a signed-in user: a session of the
+        # bench user, kept between runs, goes with each request.
+        self.headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={bench_session_key()}"}
 
     def start(self) -> None:
         command = [
@@ -219,7 +224,7 @@ class AppServer:
                 start_new_session=True,
             )
         deadline = time.monotonic() + SERVER_READY_TIMEOUT_SECONDS
-        while not self._serves_index():
+        while not self._serves_sign_in_page():
             self.check_alive()
             if time.monotonic() > deadline:
                 raise BenchError(
@@ -229,10 +234,10 @@ class AppServer:
             time.sleep(PROGRESS_POLL_SECONDS)
         say(f"  started uvicorn PID {self.process.pid} at {self.base_url}; log {self.log_path}")
 
-    def _serves_index(self) -> bool:
+    def _serves_sign_in_page(self) -> bool:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
         try:
-            connection.request("GET", "/")
+            connection.request("GET", "/accounts/login/")
             return connection.getresponse().status == 200
         except OSError:
             return False
@@ -251,7 +256,7 @@ class AppServer:
         """GET a page of the server; returns its body. Raises BenchError unless 200."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            connection.request("GET", path)
+            connection.request("GET", path, headers=self.headers)
             response = connection.getresponse()
             body = response.read().decode()
         finally:
@@ -424,7 +429,7 @@ class StreamReader(threading.Thread):
         self._connection = http.client.HTTPConnection("127.0.0.1", self.server.port)
         buffer = b""
         try:
-            self._connection.request("GET", self.stream_path)
+            self._connection.request("GET", self.stream_path, headers=self.server.headers)
             response = self._connection.getresponse()
             if response.status != 200:
                 raise BenchError(f"GET {self.stream_path} returned {response.status}")
@@ -683,3 +688,11 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def bench_session_key() -> str:
+    """Sign the bench user in and return the key of the new session."""
+    user, _created = get_user_model().objects.get_or_create(username="bench")
+    client = Client()
+    client.force_login(user)
+    return str(client.cookies[settings.SESSION_COOKIE_NAME].value)

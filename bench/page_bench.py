@@ -58,6 +58,8 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 RUN_ID = str(os.getpid())
 CAMPAIGN_NAME_PREFIX = "page_bench:"
+# The user that the benchmark signs in as.
+BENCH_USERNAME = "bench"
 
 FULL_RECIPIENTS = 100_000
 TIMED_REQUESTS = 20
@@ -102,6 +104,7 @@ import django  # noqa: E402  (the environment must be set before Django loads)
 django.setup()
 
 from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import DatabaseError, OperationalError, connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -666,6 +669,8 @@ def measure_pages(run: Run, campaign: Campaign) -> None:
     # ALLOWED_HOSTS contains loopback names only. The test client's default
     # host, "testserver", is allowed only inside the test runner.
     client = Client(HTTP_HOST="127.0.0.1")
+    # Every page needs a signed-in user; the bench user is kept between runs.
+    client.force_login(bench_user())
     for case in cases:
         try:
             run.results.append(measure(run, client, url, case))
@@ -792,3 +797,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def bench_user() -> Any:
+    """Return the user that the benchmark signs in as, creating it if needed."""
+    user, _created = get_user_model().objects.get_or_create(username=BENCH_USERNAME)
+    return user

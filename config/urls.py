@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
     path("", include("campaigns.urls")),
     path("", include("live.urls")),
     path("", include("dispatch.urls")),

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
+from accounts.middleware import unauthorized_without_login
 from campaigns.models import Campaign
 from live import streams
 from live.feeds import CampaignFeed
@@ -35,6 +36,7 @@ def _ids_error(ids_param: str, what: str) -> str | None:
     return None
 
 
+@unauthorized_without_login
 async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Stream a campaign page's live updates as `text/event-stream`.
 
@@ -62,6 +64,7 @@ async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _event_stream(CampaignFeed(pk, recipient_ids, position).events())
 
 
+@unauthorized_without_login
 async def index_stream(request: HttpRequest) -> HttpResponseBase:
     """Stream the live summary rows of the campaigns index as `text/event-stream`.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
@@ -72,6 +73,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     return see_other(reverse("suppressions:index"))
 
 
+@login_not_required
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """Show the unsubscribe confirmation (GET), or add the address to the list (POST).
@@ -92,6 +94,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 
 # Mail clients send the one-click POST without a session or a CSRF token, so
 # the signed token is what proves that the request comes from the message.
+@login_not_required
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def one_click(request: HttpRequest, token: str) -> HttpResponse:

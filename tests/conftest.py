@@ -10,11 +10,12 @@ import pytest
 import redis
 from aiosmtpd.controller import Controller
 from django.conf import settings
+from django.test import AsyncClient, Client
 
 from campaigns.models import Campaign, Recipient
 from config.test_settings import RUN_ID
 from live import streams
-from tests.factories import MESSAGE_CONTENT
+from tests.factories import MESSAGE_CONTENT, operator_user
 from tests.servers import free_port
 from tests.smtp import SMTP_BACKEND, RecordingHandler
 
@@ -78,6 +79,47 @@ def job_queue(redis_client: redis.Redis) -> Iterator[Callable[..., list[dict[str
 
     yield waiting
     redis_client.delete(*queues)
+
+
+@pytest.fixture
+def operator(db: None) -> Any:
+    """A user who can sign in."""
+    return operator_user()
+
+
+@pytest.fixture
+def signed_in(operator: Any) -> Callable[..., Client]:
+    """Return a function that makes a test client signed in as `operator`.
+
+    It takes Client's arguments, such as enforce_csrf_checks=True.
+    """
+
+    def make(**kwargs: Any) -> Client:
+        signed_in_client = Client(**kwargs)
+        signed_in_client.force_login(operator)
+        return signed_in_client
+
+    return make
+
+
+@pytest.fixture
+def client(signed_in: Callable[..., Client]) -> Client:
+    """pytest-django's client, signed in: every page needs a signed-in user."""
+    return signed_in()
+
+
+@pytest.fixture
+def async_client(operator: Any) -> AsyncClient:
+    """pytest-django's async client, signed in as `operator`."""
+    signed_in_client = AsyncClient()
+    signed_in_client.force_login(operator)
+    return signed_in_client
+
+
+@pytest.fixture
+def anonymous_client() -> Client:
+    """A test client that has not signed in."""
+    return Client()
 
 
 @pytest.fixture

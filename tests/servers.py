@@ -92,7 +92,8 @@ class AppServer:
 def _answers_http(base_url: str) -> bool:
     connection = http.client.HTTPConnection(urlsplit(base_url).netloc, timeout=2)
     try:
-        connection.request("GET", "/")
+        # The sign-in page: every other page needs a signed-in user.
+        connection.request("GET", "/accounts/login/")
         return connection.getresponse().status == 200
     except OSError:
         return False
@@ -103,7 +104,7 @@ def _answers_http(base_url: str) -> bool:
 def start_app_server(
     log_path: Path, extra_env: dict[str, str] | None = None, port: int | None = None
 ) -> AppServer:
-    """Start uvicorn on a loopback port and return once it serves the index page.
+    """Start uvicorn on a loopback port and return once it serves the sign-in page.
 
     The port is a free one unless `port` names it, as a restart on the same
     address does. The subprocess inherits this run's TEST_RUN_ID, channel

@@ -23,6 +23,7 @@ from django.urls import reverse
 from campaigns import export
 from campaigns.models import Campaign, Recipient
 from dispatch import claims
+from tests.factories import signed_in_async_client
 from tests.outcomes import claim, move_to_status, set_outcome
 
 MakeCampaign = Callable[..., Campaign]
@@ -58,16 +59,16 @@ def run[T](coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def fetch(url: str) -> tuple[StreamingHttpResponse, list[bytes]]:
+async def fetch(client: AsyncClient, url: str) -> tuple[StreamingHttpResponse, list[bytes]]:
     """Request `url` and read the streamed body chunk by chunk."""
-    response = await AsyncClient().get(url)
+    response = await client.get(url)
     assert isinstance(response, StreamingHttpResponse), type(response)
     chunks = [bytes(chunk) async for chunk in response.streaming_content]
     return response, chunks
 
 
 def download(campaign_id: int) -> tuple[StreamingHttpResponse, list[bytes]]:
-    return run(fetch(export_url(campaign_id)))
+    return run(fetch(signed_in_async_client(), export_url(campaign_id)))
 
 
 def parse(chunks: list[bytes]) -> list[list[str]]:
@@ -267,7 +268,7 @@ def test_export_any_status(make_campaign: MakeCampaign, status: str) -> None:
 
 
 def test_export_unknown_not_found() -> None:
-    response: HttpResponseBase = run(AsyncClient().get(export_url(999999)))
+    response: HttpResponseBase = run(signed_in_async_client().get(export_url(999999)))
 
     assert response.status_code == 404
 
@@ -275,16 +276,16 @@ def test_export_unknown_not_found() -> None:
 def test_export_post_not_allowed(make_campaign: MakeCampaign) -> None:
     campaign = make_campaign()
 
-    response: HttpResponseBase = run(AsyncClient().post(export_url(campaign.pk)))
+    response: HttpResponseBase = run(signed_in_async_client().post(export_url(campaign.pk)))
 
     assert response.status_code == 405
 
 
-def test_page_links_export(make_campaign: MakeCampaign) -> None:
+def test_page_links_export(make_campaign: MakeCampaign, client: Client) -> None:
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.COMPLETED)
 
-    html = Client().get(campaign.get_absolute_url()).content.decode()
+    html = client.get(campaign.get_absolute_url()).content.decode()
 
     assert f'href="{export_url(campaign.pk)}"' in html
     assert ">Export CSV</a>" in html

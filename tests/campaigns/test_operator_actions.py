@@ -265,7 +265,11 @@ def test_resume_rejected_unless_paused(
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_resumes_wake_workers_once(
-    make_campaign: MakeCampaign, job_queue: JobQueue, listen: Listen, settings: Settings
+    signed_in: Callable[..., Client],
+    make_campaign: MakeCampaign,
+    job_queue: JobQueue,
+    listen: Listen,
+    settings: Settings,
 ) -> None:
     settings.DISPATCH_WORKERS_PER_CAMPAIGN = 2
     campaign = make_campaign()
@@ -279,7 +283,7 @@ def test_concurrent_resumes_wake_workers_once(
     def post() -> None:
         try:
             barrier.wait(timeout=10)
-            statuses_seen.append(Client().post(action_url("resume", campaign.pk)).status_code)
+            statuses_seen.append(signed_in().post(action_url("resume", campaign.pk)).status_code)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:
@@ -526,10 +530,12 @@ def test_action_unknown_campaign_is_404(client: Client, action: str) -> None:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("action", "status"), ACTIONS.items())
-def test_action_requires_csrf_token(make_campaign: MakeCampaign, action: str, status: str) -> None:
+def test_action_requires_csrf_token(
+    signed_in: Callable[..., Client], make_campaign: MakeCampaign, action: str, status: str
+) -> None:
     campaign = make_campaign()
     move_to_status(campaign, status)
-    client = Client(enforce_csrf_checks=True)
+    client = signed_in(enforce_csrf_checks=True)
 
     response = client.post(action_url(action, campaign.pk))
 
@@ -538,12 +544,14 @@ def test_action_requires_csrf_token(make_campaign: MakeCampaign, action: str, st
 
 
 @pytest.mark.django_db
-def test_action_accepts_turbo_csrf_header(make_campaign: MakeCampaign) -> None:
+def test_action_accepts_turbo_csrf_header(
+    signed_in: Callable[..., Client], make_campaign: MakeCampaign
+) -> None:
     # Headers that a live stream renders carry no token in their forms, so
     # Turbo sends the one from the page's meta tag in X-CSRF-Token.
     campaign = make_campaign()
     move_to_status(campaign, Campaign.Status.PROCESSING)
-    client = Client(enforce_csrf_checks=True)
+    client = signed_in(enforce_csrf_checks=True)
     page = client.get(campaign.get_absolute_url())
     token = str(page.context["csrf_token"])
 

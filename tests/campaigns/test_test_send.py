@@ -585,8 +585,10 @@ def test_unknown_campaign_404(client: Client) -> None:
     assert response.status_code == 404
 
 
-def test_csrf_token_required(campaign: Campaign, smtp_sink: RecordingHandler) -> None:
-    client = Client(enforce_csrf_checks=True)
+def test_csrf_token_required(
+    campaign: Campaign, smtp_sink: RecordingHandler, signed_in: Callable[..., Client]
+) -> None:
+    client = signed_in(enforce_csrf_checks=True)
 
     response = client.post(send_url(campaign), {"address": "tester@example.com"})
 
@@ -594,8 +596,10 @@ def test_csrf_token_required(campaign: Campaign, smtp_sink: RecordingHandler) ->
     assert smtp_sink.messages == []
 
 
-def test_preview_form_carries_csrf_token(campaign: Campaign, smtp_sink: RecordingHandler) -> None:
-    client = Client(enforce_csrf_checks=True)
+def test_preview_form_carries_csrf_token(
+    campaign: Campaign, smtp_sink: RecordingHandler, signed_in: Callable[..., Client]
+) -> None:
+    client = signed_in(enforce_csrf_checks=True)
     page = client.get(preview_url(campaign)).content.decode()
     form = re.search(rf'<form method="post" action="{send_url(campaign)}".*?</form>', page, re.S)
     assert form is not None
@@ -630,9 +634,9 @@ def test_unsubscribe_link_suppresses_tester(
 
 
 def test_one_click_header_suppresses_tester(
-    campaign: Campaign, smtp_sink: RecordingHandler
+    campaign: Campaign, smtp_sink: RecordingHandler, client: Client
 ) -> None:
-    Client().post(send_url(campaign), {"address": "tester@example.com"})
+    client.post(send_url(campaign), {"address": "tester@example.com"})
     header = parse(smtp_sink.messages[0])["List-Unsubscribe"]
 
     response = Client(enforce_csrf_checks=True).post(

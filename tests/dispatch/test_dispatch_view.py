@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.test import Client
@@ -67,9 +68,9 @@ def test_dispatch_rejects_get(client, make_campaign):
 
 
 @pytest.mark.django_db
-def test_dispatch_requires_csrf_token(make_campaign):
+def test_dispatch_requires_csrf_token(signed_in: Callable[..., Client], make_campaign):
     campaign = make_campaign()
-    client = Client(enforce_csrf_checks=True)
+    client = signed_in(enforce_csrf_checks=True)
 
     response = client.post(dispatch_url(campaign))
 
@@ -79,9 +80,11 @@ def test_dispatch_requires_csrf_token(make_campaign):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dispatch_accepts_turbo_csrf_header(make_campaign, job_queue):
+def test_dispatch_accepts_turbo_csrf_header(
+    signed_in: Callable[..., Client], make_campaign, job_queue
+):
     campaign = make_campaign()
-    client = Client(enforce_csrf_checks=True)
+    client = signed_in(enforce_csrf_checks=True)
     page = client.get(campaign.get_absolute_url())
     token = page.context["csrf_token"]
 
@@ -99,7 +102,9 @@ def test_dispatch_unknown_campaign_is_404(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_dispatches_enqueue_one_job(make_campaign, job_queue):
+def test_concurrent_dispatches_enqueue_one_job(
+    signed_in: Callable[..., Client], make_campaign, job_queue
+):
     campaign = make_campaign()
     requests = 20
     barrier = threading.Barrier(requests)
@@ -111,7 +116,7 @@ def test_concurrent_dispatches_enqueue_one_job(make_campaign, job_queue):
 
         try:
             barrier.wait(timeout=10)
-            statuses.append(Client().post(dispatch_url(campaign)).status_code)
+            statuses.append(signed_in().post(dispatch_url(campaign)).status_code)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:

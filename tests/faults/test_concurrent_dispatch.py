@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -34,7 +35,7 @@ FINISH_TIMEOUT_SECONDS = 90.0
 
 
 def test_concurrent_dispatches_start_once(
-    create_campaign, dispatch_cluster, delivery_records, caplog
+    signed_in: Callable[..., Client], create_campaign, dispatch_cluster, delivery_records, caplog
 ):
     # Without beat, no sweep wakes the campaign before the start job runs, so
     # that job certainly finds it processing and logs that it started it.
@@ -51,7 +52,7 @@ def test_concurrent_dispatches_start_once(
         try:
             barrier.wait(timeout=REQUEST_TIMEOUT_SECONDS)
             with gate:
-                statuses.append(Client().post(url).status_code)
+                statuses.append(signed_in().post(url).status_code)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:

@@ -163,9 +163,11 @@ def test_upload_refused_when_dispatched(
     assert stored_files(import_dir) == []
 
 
-def test_upload_requires_csrf_token(make_campaign: MakeCampaign, import_dir: Path) -> None:
+def test_upload_requires_csrf_token(
+    signed_in: Callable[..., Client], make_campaign: MakeCampaign, import_dir: Path
+) -> None:
     campaign = make_campaign()
-    client = Client(enforce_csrf_checks=True)
+    client = signed_in(enforce_csrf_checks=True)
 
     response = upload_file(client, campaign, "people.csv", CSV)
 
@@ -475,7 +477,10 @@ def test_report_shown_on_page_and_campaign(
 
 @pytest.mark.django_db(transaction=True)
 def test_report_csv(
-    make_campaign: MakeCampaign, import_dir: Path, monkeypatch: pytest.MonkeyPatch
+    async_client: AsyncClient,
+    make_campaign: MakeCampaign,
+    import_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Committed rows, because the view's reads close the connection after
     # them, as they do under uvicorn.
@@ -499,7 +504,7 @@ def test_report_csv(
     monkeypatch.setattr(report_csv, "PAGE_ROWS", 2)
 
     async def download() -> tuple[Any, str]:
-        response = await AsyncClient().get(url("report", recipient_import))
+        response = await async_client.get(url("report", recipient_import))
         assert isinstance(response, StreamingHttpResponse)
         body = b"".join([chunk async for chunk in response])
         return response, body.decode()
@@ -522,12 +527,14 @@ def test_report_csv(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_report_wrong_campaign(make_campaign: MakeCampaign, import_dir: Path) -> None:
+def test_report_wrong_campaign(
+    async_client: AsyncClient, make_campaign: MakeCampaign, import_dir: Path
+) -> None:
     recipient_import = make_import(make_campaign(), import_dir, status="completed")
     other = make_campaign(name="Other")
 
     async def download() -> Any:
-        return await AsyncClient().get(
+        return await async_client.get(
             reverse("imports:report", args=[other.pk, recipient_import.pk])
         )
 

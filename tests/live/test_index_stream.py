@@ -19,6 +19,7 @@ from live import streams
 from live.feeds import RECONNECT_DELAY_MS
 from live.index_feed import IndexFeed, render_summaries
 from live.views import MAX_INDEX_CAMPAIGNS
+from tests.factories import session_cookie
 from tests.live.sse import READ_TIMEOUT_SECONDS, EventStream, parse_message
 from tests.outcomes import set_outcome
 from tests.servers import free_port
@@ -98,7 +99,7 @@ def open_stream() -> Iterator[OpenStream]:
     opened: list[EventStream] = []
 
     def open_(base_url: str, path: str) -> EventStream:
-        stream = EventStream(base_url, path)
+        stream = EventStream(base_url, path, session_cookie())
         opened.append(stream)
         return stream
 
@@ -153,6 +154,7 @@ def test_render_summaries_reads_once(make_campaign: MakeCampaign) -> None:
     assert set(summaries(data)) == {f"{c.dom_id}_summary" for c in campaigns}
 
 
+@pytest.mark.django_db(transaction=True)
 def test_index_stream_rejects_bad_ids(app_server: str) -> None:
     too_many = ",".join(str(n) for n in range(1, MAX_INDEX_CAMPAIGNS + 2))
     cases = [
@@ -171,7 +173,7 @@ def test_index_stream_rejects_bad_ids(app_server: str) -> None:
             urlsplit(app_server).netloc, timeout=READ_TIMEOUT_SECONDS
         )
         try:
-            connection.request("GET", path)
+            connection.request("GET", path, headers=session_cookie())
             response = connection.getresponse()
             body = response.read().decode()
         finally:

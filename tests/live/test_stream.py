@@ -25,6 +25,7 @@ from live import broadcasts, streams
 from live.feeds import RECONNECT_DELAY_MS
 from live.views import MAX_VISIBLE_ROWS
 from tests.conftest import StreamListener
+from tests.factories import session_cookie
 from tests.live.sse import READ_TIMEOUT_SECONDS, EventStream, Message, parse_message
 from tests.outcomes import claim, set_outcome
 from tests.servers import running_servers, wait_until
@@ -46,7 +47,7 @@ def open_stream() -> Iterator[OpenStream]:
         headers: dict[str, str] | None = None,
         timeout: float = READ_TIMEOUT_SECONDS,
     ) -> EventStream:
-        stream = EventStream(base_url, path, headers, timeout)
+        stream = EventStream(base_url, path, {**session_cookie(), **(headers or {})}, timeout)
         opened.append(stream)
         return stream
 
@@ -105,12 +106,13 @@ def newest_entry_id(campaign: Campaign, redis_client: redis.Redis) -> str:
 # Requests
 
 
+@pytest.mark.django_db(transaction=True)
 def test_stream_unknown_campaign_is_404(app_server: str) -> None:
     connection = http.client.HTTPConnection(
         urlsplit(app_server).netloc, timeout=READ_TIMEOUT_SECONDS
     )
     try:
-        connection.request("GET", "/campaigns/987654321/stream")
+        connection.request("GET", "/campaigns/987654321/stream", headers=session_cookie())
         response = connection.getresponse()
 
         assert response.status == 404
@@ -195,7 +197,7 @@ def get(base_url: str, path: str) -> tuple[int, str, str]:
     """GET `path`; returns the status, the Content-Type and the body of a short response."""
     connection = http.client.HTTPConnection(urlsplit(base_url).netloc, timeout=READ_TIMEOUT_SECONDS)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=session_cookie())
         response = connection.getresponse()
         return response.status, response.getheader("Content-Type", ""), response.read().decode()
     finally:
@@ -719,3 +721,19 @@ def test_stream_closes_redis_connection_on_disconnect(
         failure_message="the server still holds the stream's Redis connection after the "
         "client disconnected",
     )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/campaigns/1/stream", "/campaigns/stream?ids=1"])
+def test_stream_without_sign_in_is_401(app_server: str, path: str) -> None:
+    connection = http.client.HTTPConnection(
+        urlsplit(app_server).netloc, timeout=READ_TIMEOUT_SECONDS
+    )
+    try:
+        connection.request("GET", path, headers={"Accept": "text/event-stream"})
+        response = connection.getresponse()
+
+        assert response.status == 401
+        assert response.read().decode() == "Sign in first.\n"
+    finally:
+        connection.close()

@@ -153,8 +153,8 @@ def test_add_duplicate_rejected(client: Client, stored: str, typed: str) -> None
     assert Suppression.objects.count() == 1
 
 
-def test_add_needs_csrf_token() -> None:
-    client = Client(enforce_csrf_checks=True)
+def test_add_needs_csrf_token(signed_in: Callable[..., Client]) -> None:
+    client = signed_in(enforce_csrf_checks=True)
 
     response = client.post(INDEX_URL, {"address": "ada@example.com"})
 

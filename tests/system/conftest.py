@@ -18,6 +18,7 @@ from django.conf import settings
 from pytest_django.fixtures import Settings
 
 from config.celery import app as celery_app
+from tests.factories import session_cookie
 from tests.servers import (  # noqa: F401 (pytest finds fixtures and hooks by name)
     app_server,
     pytest_runtest_makereport,
@@ -127,3 +128,21 @@ def delivery_gate(celery_worker: WorkController, settings: Settings) -> Iterator
     gate.reset()
     yield gate
     gate.open()
+
+
+@pytest.fixture
+def new_context(new_context: Any, base_url: str) -> Any:
+    """pytest-playwright's new_context, with every browser context signed in as the operator.
+
+    The session is made in the test database, which uvicorn reads, so tests
+    that use the browser need `django_db(transaction=True)`.
+    """
+    cookie = session_cookie()["Cookie"]
+    name, _, value = cookie.partition("=")
+
+    def create(**kwargs: Any) -> Any:
+        context = new_context(**kwargs)
+        context.add_cookies([{"name": name, "value": value, "url": base_url}])
+        return context
+
+    return create

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from campaigns.models import Campaign
+from tests.factories import session_cookie
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +39,9 @@ def test_idle_stream_outlasts_redis_socket_timeout(
         urlsplit(slow_keepalive_server).netloc, timeout=KEEPALIVE_SECONDS + 5
     )
     try:
-        connection.request("GET", f"/campaigns/{campaign.pk}/stream?ids=&after=0-0")
+        connection.request(
+            "GET", f"/campaigns/{campaign.pk}/stream?ids=&after=0-0", headers=session_cookie()
+        )
         response = connection.getresponse()
         assert response.status == 200
         opened = time.monotonic()

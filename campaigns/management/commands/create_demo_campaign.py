@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
@@ -86,6 +88,10 @@ DEMO_HTML = """\
 DEMO_SMS = 'Hi {% firstof first_name "there" %}, this is the Campaign Dispatcher demo SMS.'
 
 
+# The user that the demo prints how to sign in as.
+DEMO_USERNAME = "demo"
+
+
 class Command(BaseCommand):
     help = (
         "Create a pending demo campaign with an email and an SMS text and "
@@ -125,9 +131,11 @@ class Command(BaseCommand):
                 f"({failing} set to fail, {flaky} set to fail once and succeed on retry)."
             )
         )
+        password = _demo_user_password()
         self.stdout.write(
             f"Open {campaign.get_absolute_url()} on the running app "
-            "(http://127.0.0.1:8000 unless bin/dev was given another PORT) and press Dispatch."
+            "(http://127.0.0.1:8000 unless bin/dev was given another PORT), sign in as "
+            f"{DEMO_USERNAME} with the password {password} and press Dispatch."
         )
         self.stdout.write(_email_destination())
 
@@ -177,3 +185,16 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _demo_user_password() -> str:
+    """Give the demo user a new random password, creating the user if needed; return it.
+
+    A new password on every run keeps the one printed last valid, without
+    writing a fixed password into the project.
+    """
+    password = secrets.token_urlsafe(12)
+    user, _created = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return password
