@@ -67,6 +67,21 @@ def body(message: EmailMessage, subtype: str) -> str:
     return content.replace("\r\n", "\n")
 
 
+def raw_header(raw: bytes, name: str) -> str:
+    """The header `name` as the SMTP server received it, with the CRLF of any folding."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    found: list[str] = []
+    for line in head.split("\r\n"):
+        if found and line[:1] in (" ", "\t"):
+            found[-1] += "\r\n" + line
+        elif line.lower().startswith(name.lower() + ":"):
+            found.append(line)
+        elif found:
+            break
+    assert len(found) == 1, f"expected one {name} header, found {found}"
+    return found[0]
+
+
 def dispatch(campaign: Campaign) -> None:
     assert campaign.start()
     run_campaign(campaign.pk, engine_settings=ENGINE)
@@ -111,6 +126,30 @@ def test_email_goes_over_smtp_personalised_with_headers(
     attempt = DeliveryAttempt.objects.get(recipient=ada)
     assert attempt.provider_message_id == expected_id
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED
+
+
+def test_headers_not_encoded_on_the_wire(
+    real_providers: RecordingHandler, make_campaign: MakeCampaign, settings: Any
+) -> None:
+    settings.SITE_URL = "https://campaigns.example.com"
+    campaign = make_campaign(recipients=[{"name": "Ada", "email": "ada@example.com"}], **CONTENT)
+    ada = campaign.recipients.get()
+
+    dispatch(campaign)
+
+    [raw] = real_providers.messages
+    unsubscribe = raw_header(raw, "List-Unsubscribe")
+    # Longer than the 78 characters at which Python's email package folds.
+    assert len(unsubscribe) > 78
+    assert unsubscribe.startswith("List-Unsubscribe: <https://campaigns.example.com/u/")
+    assert unsubscribe.endswith("/one-click>")
+    assert "=?utf-8?" not in unsubscribe.lower()
+    assert "\r\n" not in unsubscribe
+    message_id = raw_header(raw, "Message-ID")
+    assert "=?utf-8?" not in message_id.lower()
+    assert message_id.split(":", 1)[1].strip() == (
+        f"<campaign-{campaign.pk}-recipient-{ada.pk}@shop.example.com>"
+    )
 
 
 def test_channel_is_chosen_per_recipient_and_shown(
