@@ -87,6 +87,14 @@ class EmailBackendProvider:
             raise PermanentDeliveryError("no email message to send (the email provider needs one)")
         if not message.to:
             raise PermanentDeliveryError("missing email address")
+        if not message.to.rpartition("@")[0].isascii():
+            # campaigns.normalization.clean_email rejects such addresses, but
+            # rows written without it (Recipient.save() only normalises) can
+            # still have one. Django's SMTP backend would raise ValueError.
+            raise PermanentDeliveryError(
+                f"the email address {message.to} has non-ASCII characters before the @, "
+                "which can only be sent with SMTPUTF8, and this app does not use it"
+            )
 
         headers = dict(message.headers)
         message_id = headers.get("Message-ID") or self._default_message_id(delivery)
@@ -159,6 +167,10 @@ def classify_email_error(exc: Exception) -> DeliveryError:
         return PermanentDeliveryError(reason)
     if isinstance(exc, AnymailError):
         return PermanentDeliveryError(f"email service rejected the message: {_first_line(exc)}")
+    if isinstance(exc, ValueError):
+        # Django's mailers raise ValueError for an address or header that
+        # they cannot write into a message.
+        return PermanentDeliveryError(f"the email backend rejected the message as invalid: {exc}")
     return PermanentDeliveryError(f"email backend failed: {type(exc).__name__}: {exc}")
 
 

@@ -104,7 +104,7 @@ def test_message_id_defaults_to_idempotency_key(smtp_sink: RecordingHandler) -> 
     assert parse(smtp_sink.messages[0])["Message-ID"] == message_id
 
 
-def header_lines(raw: bytes, name: str) -> list[bytes]:
+def header_lines(raw: bytes, name: bytes) -> list[bytes]:
     """The raw lines of header `name`: its first line and any folded continuation lines."""
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
     start = next(i for i, line in enumerate(head) if line.lower().startswith(name.lower() + b":"))
@@ -189,6 +189,19 @@ def test_refused_connection_is_transient(settings: Any) -> None:
 
     with pytest.raises(TransientDeliveryError, match="ConnectionRefusedError"):
         provider().deliver(delivery(email_message()))
+
+
+def test_invalid_address_error_readable() -> None:
+    # What Django's SMTP backend raises for an address it cannot write.
+    exc = ValueError("Invalid address 'ada@@example.com': invalid domain")
+
+    error = classify_email_error(exc)
+
+    assert isinstance(error, PermanentDeliveryError)
+    assert str(error) == (
+        "the email backend rejected the message as invalid: "
+        "Invalid address 'ada@@example.com': invalid domain"
+    )
 
 
 def test_delivery_without_email_message_fails() -> None:

@@ -306,6 +306,30 @@ def test_suppressed_phone_stops_email_to_the_same_recipient(
     assert real_providers.messages == []
 
 
+def test_non_ascii_local_part_fails_readably(
+    real_providers: RecordingHandler, make_campaign: MakeCampaign
+) -> None:
+    # The form and the import reject such an address; Recipient.save() keeps it.
+    campaign = make_campaign(
+        recipients=[
+            {"name": "Zoë", "email": "zoë@example.com"},
+            {"name": "Ada", "email": "ada@example.com"},
+        ],
+        **CONTENT,
+    )
+
+    dispatch(campaign)
+
+    zoe = campaign.recipients.get(name="Zoë")
+    assert zoe.status == Recipient.Status.FAILED
+    assert zoe.attempts == 1
+    assert zoe.failure_reason == (
+        "the email address zoë@example.com has non-ASCII characters before the @, "
+        "which can only be sent with SMTPUTF8, and this app does not use it"
+    )
+    assert set(received(real_providers)) == {"ada@example.com"}
+
+
 @pytest.mark.parametrize(
     ("content", "recipient", "reason"),
     [
