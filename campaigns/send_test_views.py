@@ -30,7 +30,7 @@ from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
 from campaigns.preview_views import render_preview
 from campaigns.views import see_other
-from dispatch.messages import EMAIL, SMS, MessageContent, build_message
+from dispatch.messages import EMAIL, SMS, EmptyMessage, MessageContent, build_message
 from dispatch.providers import Channel, Delivery, DeliveryError, OutboundMessage, get_provider
 from suppressions.models import is_suppressed
 
@@ -84,6 +84,13 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         form.add_error(
             None, f"Not sent: the saved content cannot be rendered: {' '.join(exc.messages)}"
+        )
+        return _form_page(request, campaign, form, recipient, status=422)
+    except EmptyMessage as exc:
+        form.add_error(
+            None,
+            f"Not sent: {exc}, whose fields the test uses. Dispatch would fail this recipient "
+            "too. Edit the content, for example with the default filter.",
         )
         return _form_page(request, campaign, form, recipient, status=422)
     if channel == EMAIL:

@@ -493,6 +493,35 @@ def test_rejects_stored_invalid_content(
     assert smtp_sink.messages == []
 
 
+@pytest.mark.parametrize(
+    ("content", "address", "reason"),
+    [
+        ({"email_subject": "{{ phone }}"}, "tester@example.com", "the email subject is empty"),
+        ({"sms_text": "{{ phone }}"}, "+12025550143", "the SMS text is empty"),
+    ],
+)
+def test_blank_rendering_not_sent(
+    client: Client,
+    make_campaign: MakeCampaign,
+    smtp_sink: RecordingHandler,
+    sms_gateway: Gateway,
+    content: dict[str, str],
+    address: str,
+    reason: str,
+) -> None:
+    # The test renders with the fields of the first recipient, Ada, who has no phone number.
+    campaign = make_campaign(recipients=RECIPIENTS, **{**CONTENT, **content})
+
+    response = client.post(send_url(campaign), {"address": address})
+
+    assert response.status_code == 422
+    assert f"Not sent: {reason} for this recipient, whose fields the test uses." in alert(
+        response.content.decode()
+    )
+    assert smtp_sink.messages == []
+    assert sms_gateway.bodies == []
+
+
 def test_smtp_550_not_sent(client: Client, campaign: Campaign, smtp_sink: RecordingHandler) -> None:
     smtp_sink.rcpt_reply = "550 5.1.1 No such user"
     before = rows(campaign)

@@ -364,6 +364,58 @@ def test_content_removed_after_dispatch_fails_recipient(
     assert real_providers.messages == []
 
 
+@pytest.mark.parametrize(
+    ("content", "failing", "reason", "emails"),
+    [
+        (
+            {"email_subject": "{{ phone }}"},
+            "Ada",
+            "not sent: the email subject is empty for this recipient",
+            {"alan@example.com"},
+        ),
+        (
+            {"email_text": "{% if phone %}Call {{ phone }}{% endif %}\n"},
+            "Ada",
+            "not sent: the email text is empty for this recipient",
+            {"alan@example.com"},
+        ),
+        (
+            {"sms_text": " {{ email }} "},
+            "Grace",
+            "not sent: the SMS text is empty for this recipient",
+            {"ada@example.com", "alan@example.com"},
+        ),
+    ],
+)
+def test_content_rendering_blank_fails_recipient(
+    real_providers: RecordingHandler,
+    make_campaign: MakeCampaign,
+    content: dict[str, str],
+    failing: str,
+    reason: str,
+    emails: set[str],
+) -> None:
+    # Ada gets the email and Grace the SMS; neither has the other's address.
+    # Alan has both, so every part renders for him.
+    campaign = make_campaign(
+        recipients=[
+            {"name": "Ada", "email": "ada@example.com"},
+            {"name": "Grace", "phone_number": "+12025550101"},
+            {"name": "Alan", "email": "alan@example.com", "phone_number": "+12025550102"},
+        ],
+        **{**CONTENT, **content},
+    )
+
+    dispatch(campaign)
+
+    failed = campaign.recipients.get(name=failing)
+    assert (failed.status, failed.failure_reason) == (Recipient.Status.FAILED, reason)
+    attempt = DeliveryAttempt.objects.get(recipient=failed)
+    assert (attempt.outcome, attempt.error) == (DeliveryAttempt.Outcome.PERMANENT_ERROR, reason)
+    assert campaign.recipients.get(name="Alan").status == Recipient.Status.SENT
+    assert set(received(real_providers)) == emails
+
+
 def test_stored_content_that_does_not_compile_fails_recipient(
     real_providers: RecordingHandler, make_campaign: MakeCampaign
 ) -> None:
