@@ -409,6 +409,9 @@ def test_rejects_campaign_not_pending(
     assert response.status_code == 422
     assert "test sends are for pending campaigns only" in alert(html)
     assert f"This campaign is {Campaign.Status(status).label.lower()}" in alert(html)
+    # Once on the page: the paragraph that replaces the form is not shown as well.
+    assert html.lower().count("test sends are for pending campaigns only") == 1
+    assert "data-test-send-unavailable" not in html
     assert smtp_sink.messages == []
     assert rows(campaign) == before
 
