@@ -296,13 +296,18 @@ def missing_content(source: MessageSource, channel: str) -> str:
     An SMS needs its text.
     """
     if channel == "email":
-        absent = [
-            label
-            for label, value in (("subject", source.email_subject), ("text", source.email_text))
-            if not value.strip()
-        ]
+        absent = missing_email_parts(source)
         return f"the campaign has no email {' or '.join(absent)}" if absent else ""
     return "" if source.sms_text.strip() else "the campaign has no SMS text"
+
+
+def missing_email_parts(source: MessageSource) -> list[str]:
+    """Return the blank parts among the email's required ones: "subject", "text", both or none."""
+    return [
+        label
+        for label, value in (("subject", source.email_subject), ("text", source.email_text))
+        if not value.strip()
+    ]
 
 
 def template_fields(name: str, email: str, phone: str, unsubscribe_url: str = "") -> dict[str, str]:

@@ -446,6 +446,22 @@ def test_stored_content_that_does_not_compile_fails_recipient(
             ],
         ),
         (
+            {"email_text": " "},
+            [{"email": "ada@example.com"}],
+            [
+                "Write an email text: the campaign has no email text, "
+                "and recipients with an email address get an email."
+            ],
+        ),
+        (
+            {"email_subject": ""},
+            [{"email": "ada@example.com"}],
+            [
+                "Write an email subject: the campaign has no email subject, "
+                "and recipients with an email address get an email."
+            ],
+        ),
+        (
             {"sms_text": ""},
             [{"phone_number": "+12025550101"}],
             [
