@@ -49,8 +49,11 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Send the campaign's message to the address in the form, then return to the preview.
 
     Invalid input and rejected sends render the preview again with the
-    reason next to the form: 422 for the input or the campaign's state, 502
-    when the provider reports a delivery error, 500 for any other failure.
+    reason next to the form: 422 for the input, the campaign's state and a
+    delivery error that the provider reports, 500 for any other failure.
+    A provider's rejection is an expected outcome of a test, not a fault of
+    this server, so it is logged here at WARNING, and the status keeps
+    django.request from logging it as a server error, as it does every 5xx.
     """
     campaign = get_object_or_404(Campaign, pk=pk)
     form = SendTestForm(request.POST, campaign=campaign)
@@ -103,7 +106,7 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
         logger.warning("campaign %s: test %s not sent (%s error): %s", pk, label, kind, exc)
         retry_hint = " The error may pass: try again later." if exc.transient else ""
         form.add_error(None, f"Not sent: {str(exc).rstrip('.')}.{retry_hint}")
-        return _form_page(request, campaign, form, recipient, status=502)
+        return _form_page(request, campaign, form, recipient, status=422)
     except ImproperlyConfigured as exc:
         logger.error("campaign %s: test %s not sent: %s", pk, label, exc)
         form.add_error(None, f"Not sent: the delivery settings are invalid: {exc}")

@@ -278,7 +278,7 @@ def test_simulated_failure_not_sent(client: Client, campaign: Campaign, settings
 
     response = client.post(send_url(campaign), {"address": "+12025550199"})
 
-    assert response.status_code == 502
+    assert response.status_code == 422
     assert "Not sent: number not reachable (simulated)." in alert(response.content.decode())
 
 
@@ -525,14 +525,23 @@ def test_blank_rendering_not_sent(
     assert sms_gateway.bodies == []
 
 
-def test_smtp_550_not_sent(client: Client, campaign: Campaign, smtp_sink: RecordingHandler) -> None:
+def test_smtp_550_not_sent(
+    client: Client,
+    campaign: Campaign,
+    smtp_sink: RecordingHandler,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     smtp_sink.rcpt_reply = "550 5.1.1 No such user"
     before = rows(campaign)
 
-    response = client.post(send_url(campaign), {"address": "tester@example.com"})
+    with caplog.at_level(logging.INFO):
+        response = client.post(send_url(campaign), {"address": "tester@example.com"})
 
     html = response.content.decode()
-    assert response.status_code == 502
+    assert response.status_code == 422
+    # An expected outcome: a WARNING line from the view, and no server error.
+    assert [r.levelno for r in caplog.records if r.name == LOGGER] == [logging.WARNING]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert "Not sent: recipient rejected: tester@example.com: 550 5.1.1 No such user." in alert(
         html
     )
@@ -550,7 +559,7 @@ def test_smtp_451_suggests_retry(
 
     response = client.post(send_url(campaign), {"address": "tester@example.com"})
 
-    assert response.status_code == 502
+    assert response.status_code == 422
     errors = alert(response.content.decode())
     assert "Not sent: recipient rejected: tester@example.com: 451 4.3.0 Mailbox busy." in errors
     assert "The error may pass: try again later." in errors
