@@ -131,6 +131,8 @@ def build_message(
         raise EmptyMessage("the email subject is empty for this recipient")
     if not text.strip():
         raise EmptyMessage("the email text is empty for this recipient")
+    if not html_body.strip():
+        html_body = ""
     if page_url not in text:
         text = f"{text.rstrip()}\n\n-- \nTo stop receiving these messages: {page_url}\n"
     if html_body and html.escape(page_url) not in html_body and page_url not in html_body:

@@ -416,6 +416,21 @@ def test_content_rendering_blank_fails_recipient(
     assert set(received(real_providers)) == emails
 
 
+def test_html_rendering_blank_sends_plain_text(
+    real_providers: RecordingHandler, make_campaign: MakeCampaign
+) -> None:
+    campaign = make_campaign(
+        recipients=[{"name": "Ada", "email": "ada@example.com"}],
+        **{**CONTENT, "email_html": "{% if phone %}<p>Call {{ phone }}</p>{% endif %}\n"},
+    )
+
+    dispatch(campaign)
+
+    message = received(real_providers)["ada@example.com"]
+    assert message.get_content_type() == "text/plain"
+    assert campaign.recipients.get().status == Recipient.Status.SENT
+
+
 def test_stored_content_that_does_not_compile_fails_recipient(
     real_providers: RecordingHandler, make_campaign: MakeCampaign
 ) -> None:
