@@ -138,8 +138,8 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
 def _confirmation_page(request: HttpRequest, token: str) -> HttpResponse:
     """Render the unsubscribe confirmation, whose form posts to `/u/<token>`.
 
-    An address already on the suppression list gets a page that says so,
-    with no form.
+    For an address already on the suppression list, it renders the
+    "already unsubscribed" page instead, which has no form.
     """
     try:
         unsubscribe_token = read_token(token)
