@@ -101,7 +101,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(UNSUBSCRIBE_METHODS)
 def one_click(request: HttpRequest, token: str) -> HttpResponse:
     """Add the token's address to the suppression list, for an RFC 8058 one-click POST,
-    or show the unsubscribe confirmation (GET).
+    or show the unsubscribe confirmation (GET, HEAD).
 
     The POST body must be `List-Unsubscribe=One-Click`, the value that the
     message's `List-Unsubscribe-Post` header names for the mail client to post.
