@@ -16,6 +16,8 @@ So content is compiled by an engine of its own:
   saved, not when it is dispatched.
 - The context is a plain dictionary of recipient strings, so even a lookup
   that passed the checks could reach nothing else.
+- A `{{` or `{%` that the lexer leaves in text, because its closing is
+  missing, is rejected too, rather than sent to recipients as written.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import FilterExpression, Lexer, Parser, Token, Variable
+from django.template.base import FilterExpression, Lexer, Parser, Token, TokenType, Variable
 from django.utils.text import get_text_list
 
 if TYPE_CHECKING:
@@ -72,6 +74,15 @@ _STRUCTURE_TAGS = ("elif", "else", "endif")
 
 # " on line 3" in Django's syntax error messages.
 _LINE_IN_MESSAGE = re.compile(r" on line \d+")
+
+# The opening of a variable or tag. Django's lexer leaves one in plain text
+# when its closing "}}" or "%}" is missing or on another line, and the text
+# would then reach recipients as it is. A lone "}}" or "}" is left alone,
+# because CSS in an HTML body has braces.
+_UNCLOSED_OPENING = re.compile(r"\{\{|\{%")
+_UNCLOSED_KINDS = {"{{": ("variable", "}}"), "{%": ("tag", "%}")}
+# Characters of the unclosed text that an error message quotes.
+_QUOTED_LENGTH = 30
 
 # Compiled templates kept for reuse, because a dispatch renders the same
 # content once per recipient.
@@ -161,11 +172,33 @@ def _check_variable(variable: Any) -> None:
         )
 
 
+def _check_unclosed(tokens: list[Token]) -> None:
+    """Reject a `{{` or `{%` left in text: a variable or tag without its closing."""
+    for token in tokens:
+        if token.token_type != TokenType.TEXT:
+            continue
+        match = _UNCLOSED_OPENING.search(token.contents)
+        if match is None:
+            continue
+        lineno = (token.lineno or 1) + token.contents.count("\n", 0, match.start())
+        text = token.contents[match.start() :].split("\n", 1)[0].rstrip()
+        if len(text) > _QUOTED_LENGTH:
+            text = text[:_QUOTED_LENGTH] + "…"
+        kind, closing = _UNCLOSED_KINDS[match.group()]
+        exc = TemplateSyntaxError(
+            f"“{text}” is an unclosed {kind}. Close it with “{closing}” on the same line, "
+            "or remove it."
+        )
+        exc.token = Token(TokenType.TEXT, text, lineno=lineno)  # type: ignore[attr-defined]
+        raise exc
+
+
 class _SandboxTemplate(Template):
     """A template compiled by `_CheckingParser` on the sandbox engine."""
 
     def compile_nodelist(self) -> Any:
         tokens = Lexer(self.source).tokenize()
+        _check_unclosed(tokens)
         parser = _CheckingParser(
             tokens, self.engine.template_libraries, self.engine.template_builtins, self.origin
         )
@@ -263,13 +296,18 @@ def missing_content(source: MessageSource, channel: str) -> str:
     An SMS needs its text.
     """
     if channel == "email":
-        absent = [
-            label
-            for label, value in (("subject", source.email_subject), ("text", source.email_text))
-            if not value.strip()
-        ]
+        absent = missing_email_parts(source)
         return f"the campaign has no email {' or '.join(absent)}" if absent else ""
     return "" if source.sms_text.strip() else "the campaign has no SMS text"
+
+
+def missing_email_parts(source: MessageSource) -> list[str]:
+    """Return the blank parts among the email's required ones: "subject", "text", both or none."""
+    return [
+        label
+        for label, value in (("subject", source.email_subject), ("text", source.email_text))
+        if not value.strip()
+    ]
 
 
 def template_fields(name: str, email: str, phone: str, unsubscribe_url: str = "") -> dict[str, str]:

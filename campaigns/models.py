@@ -19,7 +19,12 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.content import missing_content, validate_html_template, validate_text_template
+from campaigns.content import (
+    missing_content,
+    missing_email_parts,
+    validate_html_template,
+    validate_text_template,
+)
 from campaigns.normalization import normalize_email, normalize_phone
 
 # Failure reasons are shown in the recipients table; longer messages are cut.
@@ -314,8 +319,9 @@ class Campaign(models.Model):
             if self.prefer_sms:
                 gets_email &= Q(phone_number="")
             if self.recipients.filter(gets_email).exists():
+                absent = " and ".join(missing_email_parts(self))
                 problems.append(
-                    f"Write an email subject and text: {email_gap}, and recipients with "
+                    f"Write an email {absent}: {email_gap}, and recipients with "
                     "an email address get an email."
                 )
         if missing_content(self, RecipientChannel.SMS):

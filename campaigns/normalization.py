@@ -79,15 +79,34 @@ def clean_email(value: str) -> str:
     """Validate an email address; return it trimmed with a lower-case domain, or "".
 
     The check is syntax only (no DNS look-up). Internationalised domains are
-    accepted and stored in their Unicode form.
+    accepted and stored in their Unicode form. The local part must be ASCII,
+    because an address with other characters before the @ can only be sent
+    with SMTPUTF8, which Django's SMTP backend (6.1) does not use: it raises
+    ValueError for such an address.
     """
     email = clean_text(value)
     if not email:
         return ""
     try:
-        return validate_email(email, check_deliverability=False).normalized
+        validated = validate_email(email, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidContact(f"“{email}” is not a valid email address. {exc}") from None
+    if not validated.local_part.isascii():
+        raise InvalidContact(_non_ascii_local_part(email, validated.local_part))
+    return validated.normalized
+
+
+def _non_ascii_local_part(email: str, local_part: str) -> str:
+    others = [f"“{char}”" for char in dict.fromkeys(local_part) if not char.isascii()]
+    if len(others) == 1:
+        listed = f"{others[0]} is"
+    else:
+        listed = f"{', '.join(others[:-1])} and {others[-1]} are"
+    return (
+        f"“{email}” cannot be used: the characters before the @ must be ASCII; {listed} not. "
+        "Sending to such an address needs SMTPUTF8, which this app does not use. "
+        "Non-ASCII domains, after the @, are accepted."
+    )
 
 
 def clean_phone(value: str, region: str | None = None) -> str:

@@ -12,7 +12,14 @@ from django.views.decorators.http import require_GET
 from campaigns.content import RenderedContent, recipient_fields, render_email, sms_segments
 from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
-from dispatch.messages import EMAIL, SMS, MessageContent, build_message, choose_channel
+from dispatch.messages import (
+    EMAIL,
+    SMS,
+    EmptyMessage,
+    MessageContent,
+    build_message,
+    choose_channel,
+)
 from dispatch.providers.base import Channel
 from suppressions.tokens import unsubscribe_urls
 
@@ -70,7 +77,7 @@ def render_preview(
         channel = choose_channel(recipient.email, recipient.phone_number, campaign.prefer_sms)
         context["channel"] = channel
         try:
-            message = _render_as_sent(campaign, recipient, channel)
+            message, empty_parts = _render_as_sent(campaign, recipient, channel)
         except ValidationError as exc:
             # Content that a form would reject, written to the database directly.
             logger.warning(
@@ -79,37 +86,57 @@ def render_preview(
             context["content_errors"] = exc.messages
         else:
             context["message"] = message
+            context["empty_parts"] = empty_parts
             context["sms"] = sms_segments(message.sms)
     return render(request, "campaigns/preview.html", context, status=status)
 
 
-def _render_as_sent(campaign: Campaign, recipient: Recipient, channel: Channel) -> RenderedContent:
+def _render_as_sent(
+    campaign: Campaign, recipient: Recipient, channel: Channel
+) -> tuple[RenderedContent, dict[Channel, str]]:
     """Render the email and the SMS as `build_message` does when dispatch sends them.
 
     Each part carries the unsubscribe link signed for the address that it
     goes to. When the recipient lacks that address, the part cannot be sent,
     and its link is signed for the address of the recipient's `channel`
-    instead. An email that lacks its subject or text gets no unsubscribe
-    footer, so that the page can show what is missing.
+    instead. An email that lacks its subject or text, or renders one of them
+    blank, gets no unsubscribe footer, so that the page can show what is
+    missing. Also returns, per channel, why a part that renders blank for
+    this recipient cannot be sent (EmptyMessage).
     """
     content = MessageContent.of(campaign)
     fields = recipient_fields(recipient)
     channel_address = recipient.email if channel == EMAIL else recipient.phone_number
     email_to = recipient.email or channel_address
+    empty_parts: dict[Channel, str] = {}
 
-    if content.missing(EMAIL):
+    email = None
+    if not content.missing(EMAIL):
+        try:
+            email = build_message(
+                content, fields, channel=EMAIL, to=email_to, recipient_id=recipient.pk
+            )
+        except EmptyMessage as exc:
+            empty_parts[EMAIL] = str(exc)
+    if email is None:
         page_url = unsubscribe_urls(campaign.pk, recipient.pk, email_to)[0]
         subject, text, html = render_email(content, {**fields, "unsubscribe_url": page_url})
     else:
-        email = build_message(
-            content, fields, channel=EMAIL, to=email_to, recipient_id=recipient.pk
-        )
         subject, text, html = email.subject, email.text, email.html
-    sms = build_message(
-        content,
-        fields,
-        channel=SMS,
-        to=recipient.phone_number or channel_address,
-        recipient_id=recipient.pk,
-    )
-    return RenderedContent(subject=subject, text=text, html=html, sms=sms.text)
+
+    sms_text = ""
+    if not content.missing(SMS):
+        try:
+            sms = build_message(
+                content,
+                fields,
+                channel=SMS,
+                to=recipient.phone_number or channel_address,
+                recipient_id=recipient.pk,
+            )
+        except EmptyMessage as exc:
+            empty_parts[SMS] = str(exc)
+        else:
+            sms_text = sms.text
+    rendered = RenderedContent(subject=subject, text=text, html=html, sms=sms_text)
+    return rendered, empty_parts

@@ -30,7 +30,7 @@ from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
 from campaigns.preview_views import render_preview
 from campaigns.views import see_other
-from dispatch.messages import EMAIL, SMS, MessageContent, build_message
+from dispatch.messages import EMAIL, SMS, EmptyMessage, MessageContent, build_message
 from dispatch.providers import Channel, Delivery, DeliveryError, OutboundMessage, get_provider
 from suppressions.models import is_suppressed
 
@@ -49,8 +49,11 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Send the campaign's message to the address in the form, then return to the preview.
 
     Invalid input and rejected sends render the preview again with the
-    reason next to the form: 422 for the input or the campaign's state, 502
-    when the provider reports a delivery error, 500 for any other failure.
+    reason next to the form: 422 for the input, the campaign's state and a
+    delivery error that the provider reports, 500 for any other failure.
+    A provider's rejection is an expected outcome of a test, not a fault of
+    this server, so it is logged here at WARNING, and the status keeps
+    django.request from logging it as a server error, as it does every 5xx.
     """
     campaign = get_object_or_404(Campaign, pk=pk)
     form = SendTestForm(request.POST, campaign=campaign)
@@ -86,6 +89,13 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
             None, f"Not sent: the saved content cannot be rendered: {' '.join(exc.messages)}"
         )
         return _form_page(request, campaign, form, recipient, status=422)
+    except EmptyMessage as exc:
+        form.add_error(
+            None,
+            f"Not sent: {exc}, whose fields the test uses. Dispatch would fail this recipient "
+            "too. Edit the content, for example with the default filter.",
+        )
+        return _form_page(request, campaign, form, recipient, status=422)
     if channel == EMAIL:
         message = dataclasses.replace(message, subject=SUBJECT_PREFIX + message.subject)
 
@@ -96,7 +106,7 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
         logger.warning("campaign %s: test %s not sent (%s error): %s", pk, label, kind, exc)
         retry_hint = " The error may pass: try again later." if exc.transient else ""
         form.add_error(None, f"Not sent: {str(exc).rstrip('.')}.{retry_hint}")
-        return _form_page(request, campaign, form, recipient, status=502)
+        return _form_page(request, campaign, form, recipient, status=422)
     except ImproperlyConfigured as exc:
         logger.error("campaign %s: test %s not sent: %s", pk, label, exc)
         form.add_error(None, f"Not sent: the delivery settings are invalid: {exc}")

@@ -430,6 +430,9 @@ LOGGING = {
         "campaigns": {"level": LOG_LEVEL},
         "dispatch": {"level": LOG_LEVEL},
         "live": {"level": LOG_LEVEL},
+        "suppressions": {"level": LOG_LEVEL},
+        "imports": {"level": LOG_LEVEL},
+        "accounts": {"level": LOG_LEVEL},
     },
 }
 

@@ -49,7 +49,7 @@ from campaigns.content import template_fields
 from campaigns.models import Campaign, DeliveryAttempt, Recipient, delivery_key
 from dispatch import claims
 from dispatch.claims import Claim, Outcome
-from dispatch.messages import MessageContent, build_message
+from dispatch.messages import EmptyMessage, MessageContent, build_message
 from dispatch.providers import (
     Delivery,
     DeliveryError,
@@ -384,6 +384,8 @@ class _Loop:
                     exc.messages
                 )
                 self.rendered[claim] = (None, "", error)
+            except EmptyMessage as exc:
+                self.rendered[claim] = (None, "", f"not sent: {exc}")
             else:
                 self.rendered[claim] = (message, "", "")
 

@@ -29,6 +29,15 @@ SMS: Channel = "sms"
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
+class EmptyMessage(ValueError):
+    """A part of the message that renders blank for one recipient.
+
+    For example, a subject of only `{{ phone }}` for a recipient without a
+    phone number. `str(exc)` names the part, such as "the email subject is
+    empty for this recipient".
+    """
+
+
 @dataclass(frozen=True)
 class MessageContent:
     """A campaign's content as it was when a worker loop started.
@@ -104,14 +113,26 @@ def build_message(
     also gets the `List-Unsubscribe` and `List-Unsubscribe-Post` headers of
     RFC 8058, and an unsubscribe footer in each body that lacks the link.
 
-    Raises ValidationError when stored content does not compile.
+    Raises ValidationError when stored content does not compile, and
+    EmptyMessage when the subject, the plain-text body or the SMS text
+    renders blank for this recipient. An HTML body that renders blank is
+    left out, and the email is sent as plain text.
     """
     page_url, one_click_url = unsubscribe_urls(content.campaign_id, recipient_id, to)
     fields = {**fields, "unsubscribe_url": page_url}
     if channel == SMS:
-        return OutboundMessage(channel=SMS, to=to, text=render_sms(content, fields))
+        sms_text = render_sms(content, fields)
+        if not sms_text.strip():
+            raise EmptyMessage("the SMS text is empty for this recipient")
+        return OutboundMessage(channel=SMS, to=to, text=sms_text)
 
     subject, text, html_body = render_email(content, fields)
+    if not subject.strip():
+        raise EmptyMessage("the email subject is empty for this recipient")
+    if not text.strip():
+        raise EmptyMessage("the email text is empty for this recipient")
+    if not html_body.strip():
+        html_body = ""
     if page_url not in text:
         text = f"{text.rstrip()}\n\n-- \nTo stop receiving these messages: {page_url}\n"
     if html_body and html.escape(page_url) not in html_body and page_url not in html_body:

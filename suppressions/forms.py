@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from campaigns.normalization import InvalidContact, clean_email, clean_phone
+from campaigns.normalization import InvalidContact, clean_email, clean_phone, normalize_phone
 from suppressions.models import Suppression, is_suppressed
 
 ADDRESS_MAX_LENGTH = 254
@@ -58,11 +58,21 @@ class SuppressionSearchForm(forms.Form):
     )
 
     def filter(self, suppressions: QuerySet[Suppression]) -> QuerySet[Suppression]:
-        """Narrow `suppressions` to the entries whose email or phone contains the search text."""
+        """Narrow `suppressions` to the entries whose email or phone contains the search text.
+
+        Text with digits and no "@" is also cleaned as a phone number, as the
+        add form cleans one, so "(202) 555-0101" finds +12025550101 and
+        "555-0101" finds the numbers that contain 5550101.
+        """
         text = self.cleaned_data.get("q")
-        if text:
-            suppressions = suppressions.filter(Q(email__icontains=text) | Q(phone__icontains=text))
-        return suppressions
+        if not text:
+            return suppressions
+        matches = Q(email__icontains=text) | Q(phone__icontains=text)
+        if "@" not in text and any(char.isdigit() for char in text):
+            phone = normalize_phone(text)
+            if phone and phone != text:
+                matches |= Q(phone__contains=phone)
+        return suppressions.filter(matches)
 
 
 class SuppressionAdminForm(forms.ModelForm):

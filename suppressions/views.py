@@ -15,12 +15,17 @@ from django.views.decorators.http import require_http_methods
 
 from campaigns.views import see_other
 from suppressions.forms import SuppressionAddForm, SuppressionSearchForm
-from suppressions.models import Suppression, SuppressionReason, suppress
+from suppressions.models import Suppression, SuppressionReason, is_suppressed, suppress
 from suppressions.tokens import InvalidToken, UnsubscribeToken, read_token
 
 logger = logging.getLogger(__name__)
 
 SUPPRESSIONS_PER_PAGE = 50
+
+# Link scanners check the links in messages with HEAD, which gets the
+# headers of the GET page and, like GET, changes nothing.
+READ_METHODS = ("GET", "HEAD")
+UNSUBSCRIBE_METHODS = [*READ_METHODS, "POST"]
 
 
 @require_http_methods(["GET", "POST"])
@@ -74,14 +79,14 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_not_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(UNSUBSCRIBE_METHODS)
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """Show the unsubscribe confirmation (GET), or add the address to the list (POST).
+    """Show the unsubscribe confirmation (GET, HEAD), or add the address to the list (POST).
 
     GET changes nothing, because mail scanners open the links in messages
     before their recipients do. The POST is the page's form, with its CSRF token.
     """
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         return _confirmation_page(request, token)
     try:
         unsubscribe_token = read_token(token)
@@ -96,10 +101,10 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 # the signed token is what proves that the request comes from the message.
 @login_not_required
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(UNSUBSCRIBE_METHODS)
 def one_click(request: HttpRequest, token: str) -> HttpResponse:
     """Add the token's address to the suppression list, for an RFC 8058 one-click POST,
-    or show the unsubscribe confirmation (GET).
+    or show the unsubscribe confirmation (GET, HEAD).
 
     The POST body must be `List-Unsubscribe=One-Click`, the value that the
     message's `List-Unsubscribe-Post` header names for the mail client to post.
@@ -107,7 +112,7 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
     accident. Mail clients without RFC 8058 open the `List-Unsubscribe` URL
     with a GET, which gets the page of `/u/<token>` and changes nothing.
     """
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         return _confirmation_page(request, token)
     try:
         unsubscribe_token = read_token(token)
@@ -134,12 +139,23 @@ def one_click(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _confirmation_page(request: HttpRequest, token: str) -> HttpResponse:
-    """Render the unsubscribe confirmation, whose form posts to `/u/<token>`."""
+    """Render the unsubscribe confirmation, whose form posts to `/u/<token>`.
+
+    For an address already on the suppression list, it renders the
+    "already unsubscribed" page instead, which has no form.
+    """
     try:
         unsubscribe_token = read_token(token)
     except InvalidToken as exc:
         logger.info("unsubscribe page rejected: %s", exc)
         return _invalid_link_page(request, exc)
+    email, phone = _email_and_phone(unsubscribe_token)
+    if is_suppressed(email, phone):
+        return render(
+            request,
+            "suppressions/unsubscribed.html",
+            {"address": unsubscribe_token.address, "already_unsubscribed": True},
+        )
     return render(
         request,
         "suppressions/unsubscribe.html",
@@ -156,7 +172,7 @@ def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
     # recipient id is 0 in a test send's message. Neither is looked up: the
     # address is suppressed all the same, and `suppress` records the
     # campaign only while it exists.
-    email, phone = (token.address, "") if token.is_email else ("", token.address)
+    email, phone = _email_and_phone(token)
     entry, created = suppress(
         email=email,
         phone=phone,
@@ -171,3 +187,8 @@ def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
         token.campaign_id,
         token.recipient_id,
     )
+
+
+def _email_and_phone(token: UnsubscribeToken) -> tuple[str, str]:
+    """Return the token's address as (email, "") or ("", phone)."""
+    return (token.address, "") if token.is_email else ("", token.address)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from email import policy as email_policy
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
+from email.message import EmailMessage
+from email.policy import EmailPolicy, Policy
 from email.utils import parseaddr
 
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
@@ -18,6 +22,43 @@ from dispatch.providers.base import (
 )
 
 logger = logging.getLogger(__name__)
+
+# RFC 5322's limit for a line of a message, without its CRLF.
+MAX_LINE_LENGTH = 998
+
+
+class _OneLineHeader(UnstructuredHeader, BaseHeader):
+    """A header written on one line as it is, never folded or RFC 2047-encoded.
+
+    Python's email package (3.13) encodes a word that does not fit in
+    `max_line_length` (78) as `=?utf-8?q?...?=`, and a one-click URL is one
+    word of about 150 characters. Encoded, the header is no longer the URL
+    in angle brackets that RFC 2369 and RFC 8058 define, and mail clients
+    cannot use it; RFC 5322 allows lines of up to 998 characters. A value
+    that is not ASCII or too long for one line is folded as usual.
+    """
+
+    def fold(self, *, policy: Policy) -> str:
+        line = f"{self.name}: {self}"
+        if line.isascii() and len(line) <= MAX_LINE_LENGTH:
+            return line + policy.linesep
+        return super().fold(policy=policy)
+
+
+_HEADER_FACTORY = HeaderRegistry()
+_HEADER_FACTORY.map_to_type("List-Unsubscribe", _OneLineHeader)
+
+
+class _CampaignEmail(EmailMultiAlternatives):
+    """A Django email whose List-Unsubscribe header goes out unencoded on one line."""
+
+    def message(self, *, policy: Policy | None = None) -> EmailMessage:
+        # Django 6.1's SMTP backend passes email.policy.SMTP. The clone keeps
+        # its line ends and changes only the class of List-Unsubscribe.
+        policy = policy or email_policy.default
+        if isinstance(policy, EmailPolicy):
+            policy = policy.clone(header_factory=_HEADER_FACTORY)
+        return super().message(policy=policy)
 
 
 class EmailBackendProvider:
@@ -46,11 +87,19 @@ class EmailBackendProvider:
             raise PermanentDeliveryError("no email message to send (the email provider needs one)")
         if not message.to:
             raise PermanentDeliveryError("missing email address")
+        if not message.to.rpartition("@")[0].isascii():
+            # campaigns.normalization.clean_email rejects such addresses, but
+            # rows written without it (Recipient.save() only normalises) can
+            # still have one. Django's SMTP backend would raise ValueError.
+            raise PermanentDeliveryError(
+                f"the email address {message.to} has non-ASCII characters before the @, "
+                "which can only be sent with SMTPUTF8, and this app does not use it"
+            )
 
         headers = dict(message.headers)
         message_id = headers.get("Message-ID") or self._default_message_id(delivery)
         headers["Message-ID"] = message_id
-        email = EmailMultiAlternatives(
+        email = _CampaignEmail(
             subject=message.subject,
             body=message.text,
             from_email=self.from_email,
@@ -118,6 +167,10 @@ def classify_email_error(exc: Exception) -> DeliveryError:
         return PermanentDeliveryError(reason)
     if isinstance(exc, AnymailError):
         return PermanentDeliveryError(f"email service rejected the message: {_first_line(exc)}")
+    if isinstance(exc, ValueError):
+        # Django's mailers raise ValueError for an address or header that
+        # they cannot write into a message.
+        return PermanentDeliveryError(f"the email backend rejected the message as invalid: {exc}")
     return PermanentDeliveryError(f"email backend failed: {type(exc).__name__}: {exc}")
 
 

@@ -290,8 +290,41 @@ def test_syntax_error_names_line(source: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
+        (
+            "Hello {{ name",
+            "Line 1: “{{ name” is an unclosed variable. "
+            "Close it with “}}” on the same line, or remove it.",
+        ),
+        (
+            "Hello\n{% if name",
+            "Line 2: “{% if name” is an unclosed tag. "
+            "Close it with “%}” on the same line, or remove it.",
+        ),
+        ("Hi\n\nDear {{ name }\nBye", "Line 3: “{{ name }” is an unclosed variable."),
+        # Django's tags end on the line they start on.
+        ("{{ first_name\n}}", "Line 1: “{{ first_name” is an unclosed variable."),
+        ("{% if name %}{{ name {% endif %}", "Line 1: “{{ name” is an unclosed variable."),
+        (
+            "{{ name|default:'a long default that goes on and on'",
+            "Line 1: “{{ name|default:'a long defaul…” is an unclosed variable.",
+        ),
+    ],
+)
+def test_unclosed_tag_rejected(source: str, expected: str) -> None:
+    for html in (False, True):
+        messages = error_messages(source, html=html)
+
+        assert len(messages) == 1
+        assert messages[0].startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
         ("", ""),
         ("Plain text with no tags", "Plain text with no tags"),
+        # Closing braces alone are text, as CSS in an HTML body needs.
+        ("p { color: red }} {{ name }}} {", "p { color: red }} Ada Lovelace} {"),
         (
             "{{ name }} {{ first_name }} {{ email }} {{ phone }}",
             "Ada Lovelace Ada ada@example.com +12025550101",
@@ -445,6 +478,7 @@ def test_form_without_content_fields_saves_blank(client: Client) -> None:
         ),
         ("email_html", "<p>\n{{ email.upper }}</p>", "Line 2: “email.upper” reads an attribute"),
         ("sms_text", "Hi {% if name %}", "Line 1: Unclosed tag: &#x27;if&#x27;."),
+        ("email_subject", "Hello {{ first_name }", "Line 1: “{{ first_name }” is an unclosed"),
     ],
 )
 def test_form_error_next_to_field(client: Client, field: str, source: str, expected: str) -> None:

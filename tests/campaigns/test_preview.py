@@ -194,6 +194,31 @@ def test_preview_without_content(client: Client, make_campaign: MakeCampaign) ->
     assert "<iframe" not in html
 
 
+def test_preview_shows_blank_rendering(client: Client, make_campaign: MakeCampaign) -> None:
+    # The first recipient, Ada, has no phone number.
+    campaign = make_campaign(
+        email_subject="{{ phone }}", email_text="Dear {{ first_name }}", sms_text="{{ phone }}"
+    )
+
+    response = client.get(preview_url(campaign))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        '<p class="field-error" data-empty-part="email">The email subject is empty for this '
+        "recipient, so this email cannot be sent.</p>"
+    ) in html
+    assert (
+        '<p class="field-error" data-empty-part="sms">The SMS text is empty for this '
+        "recipient, so this SMS cannot be sent.</p>"
+    ) in html
+    assert html.count("Empty for this recipient.") == 2
+    assert "No subject yet." not in html
+    assert "No SMS text yet." not in html
+    # The text still shows, without the footer that a sent email would get.
+    assert part(html, "text") == "Dear Ada"
+
+
 def test_preview_without_recipients(client: Client, make_campaign: MakeCampaign) -> None:
     campaign = make_campaign(recipients=[], **CONTENT)
 

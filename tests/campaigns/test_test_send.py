@@ -278,7 +278,7 @@ def test_simulated_failure_not_sent(client: Client, campaign: Campaign, settings
 
     response = client.post(send_url(campaign), {"address": "+12025550199"})
 
-    assert response.status_code == 502
+    assert response.status_code == 422
     assert "Not sent: number not reachable (simulated)." in alert(response.content.decode())
 
 
@@ -409,6 +409,9 @@ def test_rejects_campaign_not_pending(
     assert response.status_code == 422
     assert "test sends are for pending campaigns only" in alert(html)
     assert f"This campaign is {Campaign.Status(status).label.lower()}" in alert(html)
+    # Once on the page: the paragraph that replaces the form is not shown as well.
+    assert html.lower().count("test sends are for pending campaigns only") == 1
+    assert "data-test-send-unavailable" not in html
     assert smtp_sink.messages == []
     assert rows(campaign) == before
 
@@ -493,14 +496,52 @@ def test_rejects_stored_invalid_content(
     assert smtp_sink.messages == []
 
 
-def test_smtp_550_not_sent(client: Client, campaign: Campaign, smtp_sink: RecordingHandler) -> None:
+@pytest.mark.parametrize(
+    ("content", "address", "reason"),
+    [
+        ({"email_subject": "{{ phone }}"}, "tester@example.com", "the email subject is empty"),
+        ({"sms_text": "{{ phone }}"}, "+12025550143", "the SMS text is empty"),
+    ],
+)
+def test_blank_rendering_not_sent(
+    client: Client,
+    make_campaign: MakeCampaign,
+    smtp_sink: RecordingHandler,
+    sms_gateway: Gateway,
+    content: dict[str, str],
+    address: str,
+    reason: str,
+) -> None:
+    # The test renders with the fields of the first recipient, Ada, who has no phone number.
+    campaign = make_campaign(recipients=RECIPIENTS, **{**CONTENT, **content})
+
+    response = client.post(send_url(campaign), {"address": address})
+
+    assert response.status_code == 422
+    assert f"Not sent: {reason} for this recipient, whose fields the test uses." in alert(
+        response.content.decode()
+    )
+    assert smtp_sink.messages == []
+    assert sms_gateway.bodies == []
+
+
+def test_smtp_550_not_sent(
+    client: Client,
+    campaign: Campaign,
+    smtp_sink: RecordingHandler,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     smtp_sink.rcpt_reply = "550 5.1.1 No such user"
     before = rows(campaign)
 
-    response = client.post(send_url(campaign), {"address": "tester@example.com"})
+    with caplog.at_level(logging.INFO):
+        response = client.post(send_url(campaign), {"address": "tester@example.com"})
 
     html = response.content.decode()
-    assert response.status_code == 502
+    assert response.status_code == 422
+    # An expected outcome: a WARNING line from the view, and no server error.
+    assert [r.levelno for r in caplog.records if r.name == LOGGER] == [logging.WARNING]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert "Not sent: recipient rejected: tester@example.com: 550 5.1.1 No such user." in alert(
         html
     )
@@ -518,7 +559,7 @@ def test_smtp_451_suggests_retry(
 
     response = client.post(send_url(campaign), {"address": "tester@example.com"})
 
-    assert response.status_code == 502
+    assert response.status_code == 422
     errors = alert(response.content.decode())
     assert "Not sent: recipient rejected: tester@example.com: 451 4.3.0 Mailbox busy." in errors
     assert "The error may pass: try again later." in errors

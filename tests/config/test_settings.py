@@ -313,3 +313,18 @@ def test_default_providers_send_email_over_smtp(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["ChannelRouter", "EmailBackendProvider", "SimulatedProvider"]
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_app_loggers_use_log_level(tmp_path: Path, level: str) -> None:
+    apps = ["campaigns", "dispatch", "live", "suppressions", "imports", "accounts"]
+    code = (
+        "import logging, django; django.setup(); "
+        "print(*(logging.getLevelName(logging.getLogger(app + '.views').getEffectiveLevel()) "
+        f"for app in {apps!r}))"
+    )
+
+    result = start_django(tmp_path, code, DEBUG="true", LOG_LEVEL=level)
+
+    assert result.returncode == 0, result.stderr
+    assert dict(zip(apps, result.stdout.split(), strict=True)) == dict.fromkeys(apps, level)

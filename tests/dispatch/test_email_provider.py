@@ -104,6 +104,43 @@ def test_message_id_defaults_to_idempotency_key(smtp_sink: RecordingHandler) -> 
     assert parse(smtp_sink.messages[0])["Message-ID"] == message_id
 
 
+def header_lines(raw: bytes, name: bytes) -> list[bytes]:
+    """The raw lines of header `name`: its first line and any folded continuation lines."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    start = next(i for i, line in enumerate(head) if line.lower().startswith(name.lower() + b":"))
+    end = start + 1
+    while end < len(head) and head[end][:1] in (b" ", b"\t"):
+        end += 1
+    return head[start:end]
+
+
+def test_long_list_unsubscribe_sent_on_one_line(smtp_sink: RecordingHandler) -> None:
+    url = "https://campaigns.example.com/u/" + "t" * 200 + "/one-click"
+    headers = {
+        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+    provider().deliver(delivery(email_message(headers=headers)))
+
+    assert header_lines(smtp_sink.messages[0], b"List-Unsubscribe") == [
+        f"List-Unsubscribe: <{url}>".encode()
+    ]
+
+
+def test_overlong_list_unsubscribe_still_folded(smtp_sink: RecordingHandler) -> None:
+    # RFC 5322 limits a line to 998 characters, so such a value cannot stay on one.
+    url = "https://campaigns.example.com/u/" + "t" * 1000
+    headers = {"List-Unsubscribe": f"<{url}>"}
+
+    provider().deliver(delivery(email_message(headers=headers)))
+
+    lines = header_lines(smtp_sink.messages[0], b"List-Unsubscribe")
+    assert len(lines) > 1
+    assert max(len(line) for line in lines) <= 998
+    assert parse(smtp_sink.messages[0])["List-Unsubscribe"] == f"<{url}>"
+
+
 @pytest.mark.parametrize(
     ("stage", "reply", "error_class"),
     [
@@ -152,6 +189,19 @@ def test_refused_connection_is_transient(settings: Any) -> None:
 
     with pytest.raises(TransientDeliveryError, match="ConnectionRefusedError"):
         provider().deliver(delivery(email_message()))
+
+
+def test_invalid_address_error_readable() -> None:
+    # What Django's SMTP backend raises for an address it cannot write.
+    exc = ValueError("Invalid address 'ada@@example.com': invalid domain")
+
+    error = classify_email_error(exc)
+
+    assert isinstance(error, PermanentDeliveryError)
+    assert str(error) == (
+        "the email backend rejected the message as invalid: "
+        "Invalid address 'ada@@example.com': invalid domain"
+    )
 
 
 def test_delivery_without_email_message_fails() -> None:

@@ -67,6 +67,21 @@ def body(message: EmailMessage, subtype: str) -> str:
     return content.replace("\r\n", "\n")
 
 
+def raw_header(raw: bytes, name: str) -> str:
+    """The header `name` as the SMTP server received it, with the CRLF of any folding."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    found: list[str] = []
+    for line in head.split("\r\n"):
+        if found and line[:1] in (" ", "\t"):
+            found[-1] += "\r\n" + line
+        elif line.lower().startswith(name.lower() + ":"):
+            found.append(line)
+        elif found:
+            break
+    assert len(found) == 1, f"expected one {name} header, found {found}"
+    return found[0]
+
+
 def dispatch(campaign: Campaign) -> None:
     assert campaign.start()
     run_campaign(campaign.pk, engine_settings=ENGINE)
@@ -111,6 +126,30 @@ def test_email_goes_over_smtp_personalised_with_headers(
     attempt = DeliveryAttempt.objects.get(recipient=ada)
     assert attempt.provider_message_id == expected_id
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED
+
+
+def test_headers_not_encoded_on_the_wire(
+    real_providers: RecordingHandler, make_campaign: MakeCampaign, settings: Any
+) -> None:
+    settings.SITE_URL = "https://campaigns.example.com"
+    campaign = make_campaign(recipients=[{"name": "Ada", "email": "ada@example.com"}], **CONTENT)
+    ada = campaign.recipients.get()
+
+    dispatch(campaign)
+
+    [raw] = real_providers.messages
+    unsubscribe = raw_header(raw, "List-Unsubscribe")
+    # Longer than the 78 characters at which Python's email package folds.
+    assert len(unsubscribe) > 78
+    assert unsubscribe.startswith("List-Unsubscribe: <https://campaigns.example.com/u/")
+    assert unsubscribe.endswith("/one-click>")
+    assert "=?utf-8?" not in unsubscribe.lower()
+    assert "\r\n" not in unsubscribe
+    message_id = raw_header(raw, "Message-ID")
+    assert "=?utf-8?" not in message_id.lower()
+    assert message_id.split(":", 1)[1].strip() == (
+        f"<campaign-{campaign.pk}-recipient-{ada.pk}@shop.example.com>"
+    )
 
 
 def test_channel_is_chosen_per_recipient_and_shown(
@@ -267,6 +306,30 @@ def test_suppressed_phone_stops_email_to_the_same_recipient(
     assert real_providers.messages == []
 
 
+def test_non_ascii_local_part_fails_readably(
+    real_providers: RecordingHandler, make_campaign: MakeCampaign
+) -> None:
+    # The form and the import reject such an address; Recipient.save() keeps it.
+    campaign = make_campaign(
+        recipients=[
+            {"name": "Zoë", "email": "zoë@example.com"},
+            {"name": "Ada", "email": "ada@example.com"},
+        ],
+        **CONTENT,
+    )
+
+    dispatch(campaign)
+
+    zoe = campaign.recipients.get(name="Zoë")
+    assert zoe.status == Recipient.Status.FAILED
+    assert zoe.attempts == 1
+    assert zoe.failure_reason == (
+        "the email address zoë@example.com has non-ASCII characters before the @, "
+        "which can only be sent with SMTPUTF8, and this app does not use it"
+    )
+    assert set(received(real_providers)) == {"ada@example.com"}
+
+
 @pytest.mark.parametrize(
     ("content", "recipient", "reason"),
     [
@@ -301,6 +364,73 @@ def test_content_removed_after_dispatch_fails_recipient(
     assert real_providers.messages == []
 
 
+@pytest.mark.parametrize(
+    ("content", "failing", "reason", "emails"),
+    [
+        (
+            {"email_subject": "{{ phone }}"},
+            "Ada",
+            "not sent: the email subject is empty for this recipient",
+            {"alan@example.com"},
+        ),
+        (
+            {"email_text": "{% if phone %}Call {{ phone }}{% endif %}\n"},
+            "Ada",
+            "not sent: the email text is empty for this recipient",
+            {"alan@example.com"},
+        ),
+        (
+            {"sms_text": " {{ email }} "},
+            "Grace",
+            "not sent: the SMS text is empty for this recipient",
+            {"ada@example.com", "alan@example.com"},
+        ),
+    ],
+)
+def test_content_rendering_blank_fails_recipient(
+    real_providers: RecordingHandler,
+    make_campaign: MakeCampaign,
+    content: dict[str, str],
+    failing: str,
+    reason: str,
+    emails: set[str],
+) -> None:
+    # Ada gets the email and Grace the SMS; neither has the other's address.
+    # Alan has both, so every part renders for him.
+    campaign = make_campaign(
+        recipients=[
+            {"name": "Ada", "email": "ada@example.com"},
+            {"name": "Grace", "phone_number": "+12025550101"},
+            {"name": "Alan", "email": "alan@example.com", "phone_number": "+12025550102"},
+        ],
+        **{**CONTENT, **content},
+    )
+
+    dispatch(campaign)
+
+    failed = campaign.recipients.get(name=failing)
+    assert (failed.status, failed.failure_reason) == (Recipient.Status.FAILED, reason)
+    attempt = DeliveryAttempt.objects.get(recipient=failed)
+    assert (attempt.outcome, attempt.error) == (DeliveryAttempt.Outcome.PERMANENT_ERROR, reason)
+    assert campaign.recipients.get(name="Alan").status == Recipient.Status.SENT
+    assert set(received(real_providers)) == emails
+
+
+def test_html_rendering_blank_sends_plain_text(
+    real_providers: RecordingHandler, make_campaign: MakeCampaign
+) -> None:
+    campaign = make_campaign(
+        recipients=[{"name": "Ada", "email": "ada@example.com"}],
+        **{**CONTENT, "email_html": "{% if phone %}<p>Call {{ phone }}</p>{% endif %}\n"},
+    )
+
+    dispatch(campaign)
+
+    message = received(real_providers)["ada@example.com"]
+    assert message.get_content_type() == "text/plain"
+    assert campaign.recipients.get().status == Recipient.Status.SENT
+
+
 def test_stored_content_that_does_not_compile_fails_recipient(
     real_providers: RecordingHandler, make_campaign: MakeCampaign
 ) -> None:
@@ -327,6 +457,22 @@ def test_stored_content_that_does_not_compile_fails_recipient(
             [{"email": "ada@example.com"}],
             [
                 "Write an email subject and text: the campaign has no email subject or text, "
+                "and recipients with an email address get an email."
+            ],
+        ),
+        (
+            {"email_text": " "},
+            [{"email": "ada@example.com"}],
+            [
+                "Write an email text: the campaign has no email text, "
+                "and recipients with an email address get an email."
+            ],
+        ),
+        (
+            {"email_subject": ""},
+            [{"email": "ada@example.com"}],
+            [
+                "Write an email subject: the campaign has no email subject, "
                 "and recipients with an email address get an email."
             ],
         ),

@@ -71,6 +71,27 @@ def test_search_matches_email_and_phone(client: Client) -> None:
     assert listed(client.get(INDEX_URL, {"q": "%"}).content.decode()) == []
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("(202) 555-0101", ["+12025550101"]),
+        ("+1 202 555 0101", ["+12025550101"]),
+        ("202.555.0101", ["+12025550101"]),
+        # A part of a number, with separators.
+        ("555-0101", ["+12025550101"]),
+        ("(202) 555-0199", []),
+    ],
+)
+def test_search_cleans_phone_query(client: Client, query: str, expected: list[str]) -> None:
+    suppress(phone="+12025550101", reason=OPERATOR)
+    suppress(phone="+442079460958", reason=OPERATOR)
+    suppress(email="ada@example.com", reason=OPERATOR)
+
+    html = client.get(INDEX_URL, {"q": query}).content.decode()
+
+    assert listed(html) == expected
+
+
 def test_search_without_match(client: Client) -> None:
     suppress(email="ada@example.com", reason=OPERATOR)
 

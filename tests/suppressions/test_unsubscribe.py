@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from campaigns.models import Campaign
-from suppressions.models import Suppression, SuppressionReason
+from suppressions.models import Suppression, SuppressionReason, suppress
 from suppressions.tokens import InvalidToken, make_token, read_token, unsubscribe_urls
 
 pytestmark = pytest.mark.django_db
@@ -130,6 +130,52 @@ def test_get_changes_nothing(client: Client, token: str) -> None:
     client.get(page_url(token))
     client.get(page_url(token))
 
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.parametrize("url", [page_url, one_click_url])
+def test_get_when_already_unsubscribed(
+    client: Client, token: str, url: Callable[[str], str]
+) -> None:
+    entry, _created = suppress(email="ADA@example.com", reason=SuppressionReason.OPERATOR)
+
+    response = client.get(url(token))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "You are already unsubscribed" in html
+    assert "No more messages will be sent to ada@example.com." in html
+    assert "<form" not in html
+    assert list(Suppression.objects.values_list("pk", "reason")) == [
+        (entry.pk, SuppressionReason.OPERATOR)
+    ]
+
+
+def test_get_phone_already_unsubscribed(client: Client, campaign: Campaign) -> None:
+    suppress(phone="+1 (202) 555-0101", reason=SuppressionReason.OPERATOR)
+    token = make_token(campaign.pk, 0, "+12025550101")
+
+    html = client.get(page_url(token)).content.decode()
+
+    assert "You are already unsubscribed" in html
+
+
+@pytest.mark.parametrize("url", [page_url, one_click_url])
+def test_head_answers_like_get(client: Client, token: str, url: Callable[[str], str]) -> None:
+    get = client.get(url(token))
+
+    response = client.head(url(token))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == get["Content-Type"]
+    assert response.content == b""
+    assert not Suppression.objects.exists()
+
+
+def test_head_tampered_token_400(client: Client, token: str) -> None:
+    response = client.head(one_click_url(tampered(token)))
+
+    assert response.status_code == 400
     assert not Suppression.objects.exists()
 
 
