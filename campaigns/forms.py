@@ -12,7 +12,13 @@ from django.db.models import Q, QuerySet
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from campaigns.models import EMAIL_SUBJECT_MAX_LENGTH, Campaign, Recipient
-from campaigns.normalization import InvalidContact, clean_email, clean_name, clean_phone
+from campaigns.normalization import (
+    InvalidContact,
+    clean_address,
+    clean_email,
+    clean_name,
+    clean_phone,
+)
 
 
 class CampaignForm(forms.ModelForm):
@@ -226,10 +232,7 @@ class SendTestForm(forms.Form):
     def clean_address(self) -> str:
         value = self.cleaned_data["address"]
         try:
-            if "@" in value:
-                email, phone = clean_email(value), ""
-            else:
-                email, phone = "", clean_phone(value, settings.PHONE_DEFAULT_REGION)
+            email, phone = clean_address(value, settings.PHONE_DEFAULT_REGION)
         except InvalidContact as exc:
             raise ValidationError(str(exc)) from None
         if not email and not phone:

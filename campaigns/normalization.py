@@ -109,6 +109,17 @@ def _non_ascii_local_part(email: str, local_part: str) -> str:
     )
 
 
+def clean_address(value: str, region: str | None = None) -> tuple[str, str]:
+    """Clean one typed address: an email address when it contains "@", else a phone number.
+
+    Returns (email, phone), one of them "". Raises InvalidContact as
+    clean_email and clean_phone do.
+    """
+    if "@" in value:
+        return clean_email(value), ""
+    return "", clean_phone(value, region)
+
+
 def clean_phone(value: str, region: str | None = None) -> str:
     """Validate a phone number; return it in E.164 (such as +447911123456), or "".
 

@@ -8,7 +8,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from campaigns.normalization import InvalidContact, clean_email, clean_phone, normalize_phone
+from campaigns.normalization import (
+    InvalidContact,
+    clean_address,
+    clean_email,
+    clean_phone,
+    normalize_phone,
+)
 from suppressions.models import Suppression, is_suppressed
 
 ADDRESS_MAX_LENGTH = 254
@@ -29,10 +35,7 @@ class SuppressionAddForm(forms.Form):
     def clean_address(self) -> str:
         value = self.cleaned_data["address"]
         try:
-            if "@" in value:
-                email, phone = clean_email(value), ""
-            else:
-                email, phone = "", clean_phone(value)
+            email, phone = clean_address(value)
         except InvalidContact as exc:
             raise ValidationError(str(exc)) from None
         if not email and not phone:
