@@ -24,8 +24,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     date_hierarchy = "created_at"
 
-    # A log that can be edited proves nothing, so no one may add, change or
-    # delete an event here; view permission is enough to read it.
+    # A log that anyone can edit proves nothing, so no one may add, change or
+    # delete an event here. The view permission is enough to read the list.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

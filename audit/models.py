@@ -90,7 +90,7 @@ class AuditEvent(models.Model):
 
 
 def record(campaign: Campaign, action: Action, user: Any = None, detail: str = "") -> AuditEvent:
-    """Insert an event for `campaign`; `user` None (or anonymous) means the system acted.
+    """Insert an event for `campaign`. A `user` of None, or an anonymous one, is the system.
 
     A DELETED event is stored without the campaign key, because its row is
     gone or goes in the same transaction, and the detail names the old id.

@@ -25,7 +25,7 @@ MakeCampaign = Callable[..., Campaign]
 
 
 def events(campaign: Campaign | None = None) -> list[tuple[str, str, str]]:
-    """(action, actor name, detail) of every event, oldest first; all campaigns when None."""
+    """Return (action, actor name, detail) of each event of `campaign`, or of all, oldest first."""
     rows = AuditEvent.objects.order_by("created_at", "id")
     if campaign is not None:
         rows = rows.filter(campaign=campaign)
