@@ -10,6 +10,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from campaigns.forms import RecipientCleaning
 from campaigns.models import Campaign, Recipient
@@ -58,9 +60,18 @@ class CampaignAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "created_at", "started_at", "completed_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["name"]
-    readonly_fields = ["status", "created_at", "started_at", "completed_at"]
+    readonly_fields = ["status", "created_at", "started_at", "completed_at", "activity_log"]
     date_hierarchy = "created_at"
     inlines = [RecipientInline]
+
+    # A link rather than an inline: a long-running campaign has many events,
+    # and the audit list pages them.
+    @admin.display(description="Activity log")
+    def activity_log(self, campaign: Campaign) -> str:
+        if campaign.pk is None:
+            return "—"
+        url = reverse("admin:audit_auditevent_changelist")
+        return format_html('<a href="{}?campaign__id__exact={}">Events</a>', url, campaign.pk)
 
     # Deleting a campaign deletes its recipients, so it is allowed only while
     # it is pending, as Campaign.delete_if_pending and the Delete page allow.

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from audit.models import Action, record
 from campaigns.forms import RecipientForm
 from campaigns.models import Campaign, Recipient
 from campaigns.views import (
@@ -94,6 +95,7 @@ def delete(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
             return see_other(campaign.get_absolute_url())
         deleted, _ = Recipient.objects.filter(pk=recipient.pk, campaign_id=campaign.pk).delete()
         if deleted:
+            record(campaign, Action.RECIPIENT_DELETED, request.user, f"recipient #{recipient.pk}")
             _refresh_other_pages_on_commit(request, campaign.pk)
 
     if deleted:
@@ -122,6 +124,9 @@ def _save(request: HttpRequest, campaign: Campaign, form: RecipientForm) -> Http
             if _add_duplicate_errors(form, campaign.pk):
                 return _render_form(request, campaign, form, status=422)
             recipient = form.save()
+            action = Action.RECIPIENT_ADDED if is_new else Action.RECIPIENT_EDITED
+            # The id, not the name or address: the log outlives the recipient.
+            record(campaign, action, request.user, f"recipient #{recipient.pk}")
             _refresh_other_pages_on_commit(request, campaign.pk)
     except IntegrityError as exc:
         # A write that did not take the campaign lock saved the same value

@@ -25,6 +25,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from audit.models import Action, mask_address, record
 from campaigns.content import recipient_fields, template_fields
 from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
@@ -124,6 +125,8 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
         f"recipient {recipient.pk}" if recipient else "a sample recipient",
         message_id,
     )
+    # The log keeps a masked address: the tester's address is personal data.
+    record(campaign, Action.TEST_SENT, request.user, f"{label} to {mask_address(address)}")
     messages.success(request, f"Test {label} sent to {address}. Provider message id: {message_id}")
     return see_other(_preview_url(campaign, recipient))
 

@@ -1,6 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
+from audit import views as audit_views
 from campaigns import export, preview_views, recipient_views, send_test_views, views
 
 app_name = "campaigns"
@@ -18,6 +19,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/cancel", views.cancel, name="cancel"),
     path("campaigns/<int:pk>/retry-failed", views.retry_failed, name="retry_failed"),
     path("campaigns/<int:pk>/duplicate", views.duplicate, name="duplicate"),
+    path("campaigns/<int:pk>/audit", audit_views.campaign_log, name="audit"),
     path("campaigns/<int:pk>/export.csv", export.export_csv, name="export"),
     path("campaigns/<int:pk>/preview", preview_views.preview, name="preview"),
     path("campaigns/<int:pk>/test-send", send_test_views.send_test, name="test_send"),

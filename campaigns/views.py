@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.models import Action, record
+from audit.views import latest_events
 from campaigns.forms import CampaignForm, RecipientFilterForm, RecipientFormSet
 from campaigns.models import Campaign, Recipient
 from campaigns.pagination import RecipientPaginator
@@ -99,8 +101,11 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     if stream_position is not None:
         stream_query["after"] = stream_position
     stream_url = reverse("live:campaign_stream", args=[pk])
+    audit_events, more_audit_events = latest_events(campaign)
     context = {
         **header,
+        "audit_events": audit_events,
+        "more_audit_events": more_audit_events,
         "shown_import": shown,
         "shown_import_issues": progress_context(shown)["issues"] if shown else [],
         "filter_form": filter_form,
@@ -182,6 +187,7 @@ def _save_campaign_only(request: HttpRequest, campaign: Campaign) -> HttpRespons
             messages.error(request, _read_only_message(_stored_status(campaign.pk)))
             return see_other(campaign.get_absolute_url())
         form.save()
+        record(campaign, Action.EDITED, request.user)
         _refresh_other_pages_on_commit(request, campaign.pk)
     logger.info("campaign %s: saved without its recipients", campaign.pk)
     messages.success(request, f"Campaign “{campaign.name}” saved.")
@@ -237,6 +243,10 @@ def _save(
                 recipient_import = uploads.create_import(
                     campaign, upload, file_form.file_format, file_form.preview
                 )
+            if campaign_id is None:
+                record(campaign, Action.CREATED, request.user)
+            else:
+                record(campaign, Action.EDITED, request.user)
     except IntegrityError:
         # Another request changed the same rows between validation and save.
         # The failed save left primary keys on the bound instances, so the
@@ -287,7 +297,11 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
         }
         return render(request, "campaigns/confirm_delete.html", context)
 
-    if not campaign.delete_if_pending():
+    with transaction.atomic():
+        deleted = campaign.delete_if_pending()
+        if deleted:
+            record(campaign, Action.DELETED, request.user)
+    if not deleted:
         messages.error(request, _read_only_message(_stored_status(pk)))
         return see_other(campaign.get_absolute_url())
     logger.info("campaign %s: deleted", pk)
@@ -301,6 +315,7 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         started = campaign.start()
         if started:
+            record(campaign, Action.DISPATCHED, request.user)
             # Only the request whose UPDATE won enqueues, and only once its
             # transaction is visible to the worker.
             transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
@@ -336,6 +351,7 @@ def pause(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         paused = campaign.pause("paused by an operator")
         if paused:
+            record(campaign, Action.PAUSED, request.user)
             transaction.on_commit(partial(broadcast_campaign, campaign))
     if paused:
         logger.info("campaign %s: paused by an operator", pk)
@@ -359,6 +375,8 @@ def resume(request: HttpRequest, pk: int) -> HttpResponse:
             # With no recipient queued or in flight, the campaign completes
             # here, and no worker loop is woken to find nothing to do.
             completed = campaign.complete()
+            detail = "nothing was left to deliver, so it completed" if completed else ""
+            record(campaign, Action.RESUMED, request.user, detail)
             if not completed:
                 transaction.on_commit(partial(wake_campaign_later, campaign.pk))
             transaction.on_commit(partial(broadcast_campaign, campaign))
@@ -383,6 +401,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         cancelled = campaign.cancel()
         if cancelled:
+            record(campaign, Action.CANCELLED, request.user)
             _refresh_other_pages_on_commit(request, campaign.pk)
     if cancelled:
         logger.info("campaign %s: cancelled by an operator", pk)
@@ -402,6 +421,12 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         queued = campaign.retry_failed()
         if queued:
+            record(
+                campaign,
+                Action.RETRIED_FAILED,
+                request.user,
+                f"{queued} failed recipient{pluralize(queued)} queued again",
+            )
             transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
             _refresh_other_pages_on_commit(request, campaign.pk)
     if queued:
@@ -424,7 +449,9 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
 def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     importing = campaign.active_import() is not None
-    copy = campaign.duplicate()
+    with transaction.atomic():
+        copy = campaign.duplicate()
+        record(copy, Action.DUPLICATED, request.user, f"duplicated from #{campaign.pk}")
     logger.info("campaign %s: duplicated as campaign %s", pk, copy.pk)
     message = (
         f"Campaign “{copy.name}” created as a copy of “{campaign.name}”, with every "

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "imports",
     "suppressions",
     "accounts",
+    "audit",
 ]
 
 MIDDLEWARE = [

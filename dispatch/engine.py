@@ -41,10 +41,11 @@ from datetime import datetime, timedelta
 import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import reset_queries
+from django.db import reset_queries, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from audit.models import Action, record
 from campaigns.content import template_fields
 from campaigns.models import Campaign, DeliveryAttempt, Recipient, delivery_key
 from dispatch import claims
@@ -491,7 +492,14 @@ class _Loop:
         campaign = Campaign(pk=self.campaign_id)
         processed_total, failed_total = campaign.count_outcomes(processed, failed)
         reason = failure_threshold_reason(processed_total, failed_total)
-        if reason and campaign.pause(reason):
+        if not reason:
+            return
+        with transaction.atomic():
+            paused = campaign.pause(reason)
+            if paused:
+                # No user: the log shows the system and the threshold's reason.
+                record(campaign, Action.PAUSED, None, reason)
+        if paused:
             logger.warning("campaign %s: paused automatically: %s", self.campaign_id, reason)
             broadcasts.broadcast_campaign(campaign)
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.models import Action, record
 from campaigns.models import Campaign
 from campaigns.views import see_other
 from imports import reader, uploads
@@ -173,8 +174,10 @@ def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
         return _render_mapping(request, recipient_import, form, status=422)
 
     error = _queue(
+        request,
         recipient_import,
         RecipientImport.Status.MAPPING,
+        audit_detail=f"“{recipient_import.file_name}”",
         not_queued="This import was discarded or already confirmed.",
         **form.mapping_fields(),
     )
@@ -189,11 +192,19 @@ def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
 @require_POST
 def discard(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
     recipient_import = _get_import(pk, import_id)
-    discarded = recipient_import.transition(
-        [RecipientImport.Status.MAPPING],
-        RecipientImport.Status.CANCELLED,
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        discarded = recipient_import.transition(
+            [RecipientImport.Status.MAPPING],
+            RecipientImport.Status.CANCELLED,
+            finished_at=timezone.now(),
+        )
+        if discarded:
+            record(
+                recipient_import.campaign,
+                Action.IMPORT_DISCARDED,
+                request.user,
+                f"“{recipient_import.file_name}”",
+            )
     if not discarded:
         messages.error(
             request, "Only an upload that waits for its column mapping can be discarded."
@@ -215,6 +226,12 @@ def cancel(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
             finished_at=timezone.now(),
         )
         if cancelled:
+            record(
+                recipient_import.campaign,
+                Action.IMPORT_CANCELLED,
+                request.user,
+                f"“{recipient_import.file_name}”",
+            )
             transaction.on_commit(partial(streams.publish_import, pk, recipient_import.pk))
     if not cancelled:
         # The UPDATE may have waited for the job's final transaction, so the
@@ -253,8 +270,10 @@ def run_again(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
         return see_other(recipient_import.get_absolute_url())
 
     error = _queue(
+        request,
         recipient_import,
         RecipientImport.Status.FAILED,
+        audit_detail=f"“{recipient_import.file_name}”, run again after it failed",
         not_queued="Only a failed import can be run again.",
         error="",
         finished_at=None,
@@ -270,9 +289,17 @@ def run_again(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
 
 
 def _queue(
-    recipient_import: RecipientImport, source: str, *, not_queued: str, **fields: Any
+    request: HttpRequest,
+    recipient_import: RecipientImport,
+    source: str,
+    *,
+    audit_detail: str,
+    not_queued: str,
+    **fields: Any,
 ) -> str | None:
     """Queue the import from `source` and enqueue its job; returns an error message, or None.
+
+    The audit trail gets an IMPORT_CONFIRMED event with `audit_detail`.
 
     The campaign's row lock orders this against a dispatch, which would make
     the campaign read-only. The job checks the status again before it adds
@@ -293,6 +320,7 @@ def _queue(
             return _ACTIVE_IMPORT_MESSAGE
         if not queued:
             return not_queued
+        record(campaign, Action.IMPORT_CONFIRMED, request.user, audit_detail)
         transaction.on_commit(partial(run_import_later, recipient_import.pk))
         transaction.on_commit(partial(streams.publish_import, campaign_id, recipient_import.pk))
     return None

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
+from audit.models import AuditEvent
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
 from dispatch.claims import claim_batch
 from dispatch.engine import retry_delay, run_campaign
@@ -350,6 +351,23 @@ def test_auto_pause_after_failure_count(make_campaign, settings):
     assert "2 failures since the last resume" in campaign.pause_reason
     assert campaign.recipients.filter(status=Recipient.Status.QUEUED).exists()
     assert not campaign.recipients.filter(status=Recipient.Status.IN_FLIGHT).exists()
+
+
+def test_auto_pause_records_system_event(make_campaign, settings):
+    settings.AUTO_PAUSE_FAILURE_COUNT = 2
+    campaign, provider = failing_campaign(make_campaign, 6)
+    one_at_a_time = engine_settings(concurrency=1, batch_size=1, flush_size=1)
+
+    run_campaign(campaign.pk, provider, one_at_a_time)
+
+    campaign.refresh_from_db()
+    event = AuditEvent.objects.get()
+    assert event.campaign == campaign
+    assert event.action == AuditEvent.Action.PAUSED
+    assert event.actor is None
+    assert event.actor_display == "system"
+    assert event.detail == campaign.pause_reason
+    assert "2 failures since the last resume" in event.detail
 
 
 def test_auto_pause_after_failure_share(make_campaign, settings):
