@@ -13,11 +13,14 @@ from pathlib import Path
 import dj_database_url
 import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from kombu import Exchange, Queue
 
 from config.env import (
     env_bool,
+    env_choice,
     env_float,
+    env_header_name,
     env_int,
     env_list,
     env_str,
@@ -65,6 +68,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so that static files go out without a policy of their own.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "config.middleware.DebugPagesWithoutCSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,6 +91,8 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                # csp_nonce: the nonce of the page's Content-Security-Policy.
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -416,6 +424,64 @@ LOGGING = {
     },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    X_FRAME_OPTIONS = "DENY"
+# --- HTTPS, security headers and the Content Security Policy ----------------
+# docs/security.md explains each one. With DEBUG off, every HTTPS setting is
+# on unless the environment turns it off; with DEBUG on, they are off, so
+# that development works over plain http.
+_https = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https)
+# Strict-Transport-Security: SecurityMiddleware sends it on HTTPS responses
+# only. A browser that received it uses HTTPS alone for this host, and with
+# SECURE_HSTS_INCLUDE_SUBDOMAINS for the host's subdomains, for this many
+# seconds (one year by default).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _https)
+# Behind a proxy that terminates TLS: the header that the proxy sets to
+# "https" on HTTPS requests, such as X-Forwarded-Proto. Only set it when the
+# proxy always sets or replaces that header, because a client could send it.
+_proxy_ssl_header = env_header_name("SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+SECURE_CONTENT_TYPE_NOSNIFF = env_bool("SECURE_CONTENT_TYPE_NOSNIFF", True)
+SECURE_REFERRER_POLICY = env_choice(
+    "SECURE_REFERRER_POLICY",
+    "same-origin",
+    [
+        "no-referrer",
+        "no-referrer-when-downgrade",
+        "origin",
+        "origin-when-cross-origin",
+        "same-origin",
+        "strict-origin",
+        "strict-origin-when-cross-origin",
+        "unsafe-url",
+    ],
+)
+SECURE_CROSS_ORIGIN_OPENER_POLICY = env_choice(
+    "SECURE_CROSS_ORIGIN_OPENER_POLICY",
+    "same-origin",
+    ["same-origin", "same-origin-allow-popups", "unsafe-none"],
+)
+X_FRAME_OPTIONS = "DENY"
+# Pages load only this app's own scripts and styles, plus the <style> that
+# Turbo's progress bar adds, which carries the page's nonce (the csp-nonce
+# meta tag in templates/base.html). No inline script, style attribute or
+# event handler runs. The live-update streams are same-origin, so
+# connect-src 'self' admits them. The frames that show a message's HTML get
+# a policy of their own (dispatch/message_frames.py).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+# --- End of HTTPS, security headers and the Content Security Policy ---------
