@@ -135,10 +135,36 @@ if WHITENOISE_USE_FINDERS:
     # about it on every start, although the finders serve every file.
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
-# The new-campaign form posts five fields per recipient row. Django's default
-# limit of 1,000 fields would reject a form of about 200 rows.
+# --- Request body limits (docs/security.md) ---------------------------------
+# A request over either limit gets the 400 page (config/errors.py). Both
+# follow MAX_RECIPIENT_ROWS, the most rows that the campaign form takes.
 MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000, minimum=1)
-DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
+# The campaign form posts up to six fields per recipient row (id, campaign,
+# name, email, phone_number and DELETE), plus the CSRF token, the campaign's
+# name and content and the formset's management fields. Django's default
+# limit of 1,000 fields would reject a form of about 160 rows.
+RECIPIENT_ROW_FIELDS = 6
+FORM_FIELDS_BESIDES_ROWS = 100
+_form_fields = MAX_RECIPIENT_ROWS * RECIPIENT_ROW_FIELDS + FORM_FIELDS_BESIDES_ROWS
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", _form_fields, minimum=1)
+if _form_fields > DATA_UPLOAD_MAX_NUMBER_FIELDS:
+    raise ValueError(
+        f"DATA_UPLOAD_MAX_NUMBER_FIELDS={DATA_UPLOAD_MAX_NUMBER_FIELDS} is less than the "
+        f"{_form_fields} fields that a campaign form of MAX_RECIPIENT_ROWS={MAX_RECIPIENT_ROWS} "
+        "rows posts: raise it, or lower MAX_RECIPIENT_ROWS"
+    )
+# Bytes of a request body, not counting uploaded files. A form row whose
+# name and email are 454 non-ASCII characters takes up to about 5 KiB once
+# percent-encoded (9 bytes for each 3-byte character), and the message
+# content gets 1 MiB. File uploads have their own limit, IMPORT_MAX_FILE_MEGABYTES.
+RECIPIENT_ROW_BYTES = 5 * 1024
+MESSAGE_CONTENT_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE",
+    MAX_RECIPIENT_ROWS * RECIPIENT_ROW_BYTES + MESSAGE_CONTENT_BYTES,
+    minimum=64 * 1024,
+)
+# --- End of the request body limits ------------------------------------------
 
 # The address that links in messages start with, such as the unsubscribe
 # links: the scheme, host and port that recipients reach this app at.
