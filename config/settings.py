@@ -439,14 +439,26 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        # Unsubscribe tokens in request paths carry a recipient's address and
+        # unsubscribe them, so logs show /u/[redacted] instead (suppressions/redaction.py).
+        "redact_tokens": {"()": "suppressions.redaction.RedactUnsubscribeTokens"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "campaigns": {"level": LOG_LEVEL},
         "dispatch": {"level": LOG_LEVEL},
         "live": {"level": LOG_LEVEL},
+        # The Twilio library logs every API request's URL and headers at INFO,
+        # which a Celery worker started with --loglevel=info would print.
+        "twilio": {"level": "WARNING"},
     },
 }
 

@@ -6,4 +6,6 @@ class SuppressionsConfig(AppConfig):
     verbose_name = "Suppression list"
 
     def ready(self) -> None:
-        from suppressions import checks  # noqa: F401 (registers the deploy check of SITE_URL)
+        from suppressions import checks, redaction  # noqa: F401 (checks registers itself)
+
+        redaction.install()
