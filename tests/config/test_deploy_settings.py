@@ -1,4 +1,4 @@
-"""The HTTPS and security-header settings: `check --deploy` in production, plain http in development.
+"""HTTPS and security headers: `check --deploy` passes in production, http works in development.
 
 Each case runs in a fresh process, because the settings read the environment
 at import. The child gets none of this process's security variables, which
@@ -55,7 +55,9 @@ def production_environment() -> dict[str, str]:
 def run_in_project(
     tmp_path: Path, arguments: list[str], env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    child_env = {name: value for name, value in os.environ.items() if name not in SECURITY_VARIABLES}
+    child_env = {
+        name: value for name, value in os.environ.items() if name not in SECURITY_VARIABLES
+    }
     child_env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DOTENV_PATH=str(tmp_path / "missing.env"),
