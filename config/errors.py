@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 
-# Media types that mean a browser, or Turbo, wants a page.
+# Media types with which a browser, or Turbo, requests a page.
 HTML_TYPES = {("text", "html"), ("application", "xhtml+xml")}
 
 
@@ -30,7 +30,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def rejection_reason(exception: Exception) -> str:
-    """Return a sentence that says which limit the request broke, and what to do next.
+    """Return a sentence that names the limit that the request broke, and what to do next.
 
     The exception's own message is not shown: it may repeat request data.
     """

@@ -463,7 +463,7 @@ LOGGING = {
 
 # --- HTTPS, security headers and the Content Security Policy ----------------
 # docs/security.md explains each one. With DEBUG off, every HTTPS setting is
-# on unless the environment turns it off; with DEBUG on, they are off, so
+# on unless the environment turns it off. With DEBUG on, they are off, so
 # that development works over plain http.
 _https = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)

@@ -2,8 +2,8 @@
 
 The preview page and the captured-mail page show an email's HTML in a frame.
 A frame filled through `srcdoc` would inherit the page's Content-Security-
-Policy, which blocks the inline styles that email HTML relies on, so the frame
-loads the HTML from a URL that answers with the policy below instead.
+Policy, which blocks the inline styles that email HTML relies on. So the frame
+loads the HTML from a URL that serves it under the policy below instead.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ with the token replaced by `[redacted]`.
 
 The LOGGING setting puts the filter on the console handler that the app's
 loggers and Django's loggers write to. uvicorn and the development server
-print through handlers of their own, which `install()` covers by putting the
-filter on their loggers; the app config calls it when Django starts, which
-under uvicorn is after uvicorn has configured its logging.
+print through handlers of their own, so `install()` puts the filter on their
+loggers. The app config calls it when Django starts, which under uvicorn is
+after uvicorn has configured its logging.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ REDACTED = "[redacted]"
 _TOKEN_IN_PATH = re.compile(r"(/u/)[A-Za-z0-9_:%-]+")
 
 # Loggers whose records go to handlers that LOGGING does not configure.
-# uvicorn.access and django.server print every request line; uvicorn.error
-# reports invalid requests; django.request and django.security.csrf name the
-# path of each 4xx and 5xx response, and Django's own DEBUG console handler
-# prints them too.
+# uvicorn.access and django.server print every request line, and
+# uvicorn.error reports invalid requests. django.request and
+# django.security.csrf name the path of each 4xx and 5xx response, which
+# Django's own DEBUG console handler prints too.
 LOGGERS_WITH_PATHS = (
     "uvicorn.access",
     "uvicorn.error",

@@ -45,7 +45,7 @@ HOST = "campaigns.example.com"
 def production_environment() -> dict[str, str]:
     return {
         "DEBUG": "false",
-        # About 67 characters, from a cryptographic source, as Django's check asks.
+        # About 67 characters, from a cryptographic source, as Django's check requires.
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": HOST,
         "SITE_URL": f"https://{HOST}",

@@ -57,7 +57,7 @@ class Hostile:
 
 
 def make_hostile(payload: str, import_files_dir: Path) -> Hostile:
-    """Store the objects of `Hostile`; a campaign named `payload` holds them."""
+    """Store the objects of `Hostile`, in a campaign named `payload`."""
     campaign = Campaign.objects.create(
         name=payload, email_html="<p>Hi {{ name }}</p>", **MESSAGE_CONTENT
     )
@@ -67,9 +67,11 @@ def make_hostile(payload: str, import_files_dir: Path) -> Hostile:
     stored_email = Recipient.objects.create(
         campaign=campaign, name="Plain", email=f"x{payload}@example.com"
     )
+
     suppression, _created = suppress(
         email=SPECIAL_EMAIL, reason=SuppressionReason.UNSUBSCRIBED, campaign_id=campaign.pk
     )
+
     finished_import = RecipientImport.objects.create(
         campaign=campaign,
         status=RecipientImport.Status.COMPLETED,
@@ -93,6 +95,7 @@ def make_hostile(payload: str, import_files_dir: Path) -> Hostile:
         phone=payload,
         reason=payload,
     )
+
     stored_name = f"{uuid.uuid4().hex}.csv"
     (import_files_dir / stored_name).write_text(f"Name,Email\nx,{SPECIAL_EMAIL}\n")
     mapping_import = RecipientImport.objects.create(
@@ -107,6 +110,7 @@ def make_hostile(payload: str, import_files_dir: Path) -> Hostile:
         sample_rows=[[payload, SPECIAL_EMAIL]],
         phone_region="US",
     )
+
     return Hostile(
         payload, campaign, recipient, stored_email, suppression, finished_import, mapping_import
     )

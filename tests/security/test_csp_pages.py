@@ -156,9 +156,7 @@ def test_live_partials_need_no_nonce(settings: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
-def test_django_error_pages_only_without_policy_in_debug(
-    client: Client, settings: Any, debug: bool
-) -> None:
+def test_debug_error_pages_skip_policy(client: Client, settings: Any, debug: bool) -> None:
     settings.DEBUG = debug
     missing = reverse("campaigns:detail", args=[987654321])
 

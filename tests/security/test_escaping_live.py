@@ -1,9 +1,9 @@
 """Every live update shows hostile names, emails and other user content as text.
 
-The Turbo Streams come from the server-sent-events views under uvicorn, as a
-browser reads them: the campaign page's first event (header, rows and import
-panel), a row update after a delivery outcome, an import panel update, and
-the campaigns index's summary row.
+The Turbo Streams come from the server-sent-events views under uvicorn, read
+as a browser reads them. The cases are the campaign page's first event
+(header, rows and import panel), a row update after a delivery outcome, an
+import panel update, and the campaigns index's summary row.
 """
 
 from __future__ import annotations
