@@ -37,6 +37,9 @@ SECURITY_VARIABLES = {
     "SECURE_CONTENT_TYPE_NOSNIFF",
     "SECURE_REFERRER_POLICY",
     "SECURE_CROSS_ORIGIN_OPENER_POLICY",
+    # The browser tests set it for the rest of the session, and the
+    # deployment checks reject it (async.E001).
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
 }
 
 HOST = "campaigns.example.com"
