@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from campaigns.content import RenderedContent, recipient_fields, render_email, sms_segments
 from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
+from dispatch.message_frames import message_frame, message_html_response
 from dispatch.messages import (
     EMAIL,
     SMS,
@@ -37,13 +38,45 @@ def preview(request: HttpRequest, pk: int) -> HttpResponse:
     is not a number or not one of this campaign's recipients is a 404.
     """
     campaign = get_object_or_404(Campaign, pk=pk)
-    requested = request.GET.get("recipient", "").strip()
-    recipient: Recipient | None = None
-    if requested:
-        if not requested.isascii() or not requested.isdigit():
-            raise Http404("The recipient id must be a number.")
-        recipient = get_object_or_404(Recipient, pk=int(requested), campaign_id=campaign.pk)
+    recipient = _requested_recipient(request, campaign)
     return render_preview(request, campaign, recipient, SendTestForm(campaign=campaign))
+
+
+@require_GET
+@message_frame
+def preview_html(request: HttpRequest, pk: int) -> HttpResponse:
+    """Serve the email's HTML for the preview page's frame, for `?recipient=<id>`.
+
+    The recipient is chosen as on the preview page. 404 when the campaign has
+    no recipient, no HTML body, or content that does not render.
+    """
+    campaign = get_object_or_404(Campaign, pk=pk)
+    recipient = _requested_recipient(request, campaign)
+    if recipient is None:
+        recipient = campaign.recipients.order_by("id").first()
+    if recipient is None:
+        raise Http404("The campaign has no recipients to preview the message for.")
+    channel = choose_channel(recipient.email, recipient.phone_number, campaign.prefer_sms)
+    try:
+        message = _render_as_sent(campaign, recipient, channel)
+    except ValidationError as exc:
+        raise Http404("The saved content cannot be rendered.") from exc
+    if not message.html:
+        raise Http404("The campaign's email has no HTML body.")
+    return message_html_response(message.html)
+
+
+def _requested_recipient(request: HttpRequest, campaign: Campaign) -> Recipient | None:
+    """Return the campaign's recipient named by `?recipient=<id>`, or None without one.
+
+    An id that is not a number or not one of this campaign's recipients is a 404.
+    """
+    requested = request.GET.get("recipient", "").strip()
+    if not requested:
+        return None
+    if not requested.isascii() or not requested.isdigit():
+        raise Http404("The recipient id must be a number.")
+    return get_object_or_404(Recipient, pk=int(requested), campaign_id=campaign.pk)
 
 
 def render_preview(

@@ -33,6 +33,7 @@ from campaigns.preview_views import render_preview
 from campaigns.views import see_other
 from dispatch.messages import EMAIL, SMS, EmptyMessage, MessageContent, build_message
 from dispatch.providers import Channel, Delivery, DeliveryError, OutboundMessage, get_provider
+from dispatch.providers.base import traceback_with_short_message
 from suppressions.models import is_suppressed
 
 logger = logging.getLogger(__name__)
@@ -112,9 +113,11 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
         logger.error("campaign %s: test %s not sent: %s", pk, label, exc)
         form.add_error(None, f"Not sent: the delivery settings are invalid: {exc}")
         return _form_page(request, campaign, form, recipient, status=500)
-    except Exception:
+    except Exception as exc:
         # The request is the boundary: the user gets a page, and the log gets the traceback.
-        logger.exception("campaign %s: test %s failed", pk, label)
+        logger.error(
+            "campaign %s: test %s failed\n%s", pk, label, traceback_with_short_message(exc)
+        )
         form.add_error(None, "Not sent: an unexpected error occurred. The server log has details.")
         return _form_page(request, campaign, form, recipient, status=500)
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/audit", audit_views.campaign_log, name="audit"),
     path("campaigns/<int:pk>/export.csv", export.export_csv, name="export"),
     path("campaigns/<int:pk>/preview", preview_views.preview, name="preview"),
+    path("campaigns/<int:pk>/preview/email.html", preview_views.preview_html, name="preview_html"),
     path("campaigns/<int:pk>/test-send", send_test_views.send_test, name="test_send"),
     path("campaigns/<int:pk>/recipients/new", recipient_views.create, name="recipient_create"),
     path(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -134,3 +136,37 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: Iterable[str]) -> str:
+    """Read one of `choices`, compared without surrounding spaces. Raises ValueError otherwise.
+
+    The default is returned as given, without the check.
+    """
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    allowed = sorted(choices)
+    value = raw.strip()
+    if value not in allowed:
+        raise ValueError(f"{name}={raw!r} is not a valid value: use one of {', '.join(allowed)}")
+    return value
+
+
+# A field name as RFC 9110 allows it, minus the rarely used symbols, so that
+# it maps onto a CGI-style META key (HTTP_X_FORWARDED_PROTO) unambiguously.
+_HEADER_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+
+
+def env_header_name(name: str) -> str | None:
+    """Read an HTTP header name such as X-Forwarded-Proto; None when unset or empty."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip()
+    if not _HEADER_NAME.fullmatch(value):
+        raise ValueError(
+            f"{name}={raw!r} is not an HTTP header name: use letters, digits and single "
+            "hyphens, such as X-Forwarded-Proto"
+        )
+    return value

@@ -13,11 +13,14 @@ from pathlib import Path
 import dj_database_url
 import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from kombu import Exchange, Queue
 
 from config.env import (
     env_bool,
+    env_choice,
     env_float,
+    env_header_name,
     env_int,
     env_list,
     env_str,
@@ -67,6 +70,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so that static files go out without a policy of their own.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,6 +94,8 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                # csp_nonce: the nonce of the page's Content-Security-Policy.
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -145,10 +152,36 @@ if WHITENOISE_USE_FINDERS:
     # about it on every start, although the finders serve every file.
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
-# The new-campaign form posts five fields per recipient row. Django's default
-# limit of 1,000 fields would reject a form of about 200 rows.
+# --- Request body limits (docs/security.md) ---------------------------------
+# A request over either limit gets the 400 page (config/errors.py). Both
+# follow MAX_RECIPIENT_ROWS, the most rows that the campaign form takes.
 MAX_RECIPIENT_ROWS = env_int("MAX_RECIPIENT_ROWS", 1000, minimum=1)
-DATA_UPLOAD_MAX_NUMBER_FIELDS = MAX_RECIPIENT_ROWS * 5 + 100
+# The campaign form posts up to six fields per recipient row (id, campaign,
+# name, email, phone_number and DELETE), plus the CSRF token, the campaign's
+# name and content and the formset's management fields. Django's default
+# limit of 1,000 fields would reject a form of about 160 rows.
+RECIPIENT_ROW_FIELDS = 6
+FORM_FIELDS_BESIDES_ROWS = 100
+_form_fields = MAX_RECIPIENT_ROWS * RECIPIENT_ROW_FIELDS + FORM_FIELDS_BESIDES_ROWS
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", _form_fields, minimum=1)
+if _form_fields > DATA_UPLOAD_MAX_NUMBER_FIELDS:
+    raise ValueError(
+        f"DATA_UPLOAD_MAX_NUMBER_FIELDS={DATA_UPLOAD_MAX_NUMBER_FIELDS} is less than the "
+        f"{_form_fields} fields that a campaign form of MAX_RECIPIENT_ROWS={MAX_RECIPIENT_ROWS} "
+        "rows posts: raise it, or lower MAX_RECIPIENT_ROWS"
+    )
+# Bytes of a request body, not counting uploaded files. A form row whose
+# name and email are 454 non-ASCII characters takes up to about 5 KiB once
+# percent-encoded (9 bytes for each 3-byte character), and the message
+# content gets 1 MiB. File uploads have their own limit, IMPORT_MAX_FILE_MEGABYTES.
+RECIPIENT_ROW_BYTES = 5 * 1024
+MESSAGE_CONTENT_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE",
+    MAX_RECIPIENT_ROWS * RECIPIENT_ROW_BYTES + MESSAGE_CONTENT_BYTES,
+    minimum=64 * 1024,
+)
+# --- End of the request body limits ------------------------------------------
 
 # The address that links in messages start with, such as the unsubscribe
 # links: the scheme, host and port that recipients reach this app at.
@@ -423,8 +456,17 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        # Unsubscribe tokens in request paths carry a recipient's address and
+        # unsubscribe them, so logs show /u/[redacted] instead (suppressions/redaction.py).
+        "redact_tokens": {"()": "suppressions.redaction.RedactUnsubscribeTokens"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
@@ -434,9 +476,70 @@ LOGGING = {
         "suppressions": {"level": LOG_LEVEL},
         "imports": {"level": LOG_LEVEL},
         "accounts": {"level": LOG_LEVEL},
+        # The Twilio library logs every API request's URL and headers at INFO,
+        # which a Celery worker started with --loglevel=info would print.
+        "twilio": {"level": "WARNING"},
     },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    X_FRAME_OPTIONS = "DENY"
+# --- HTTPS, security headers and the Content Security Policy ----------------
+# docs/security.md explains each one. With DEBUG off, every HTTPS setting is
+# on unless the environment turns it off. With DEBUG on, they are off, so
+# that development works over plain http.
+_https = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https)
+# Strict-Transport-Security: SecurityMiddleware sends it on HTTPS responses
+# only. A browser that received it uses HTTPS alone for this host, and with
+# SECURE_HSTS_INCLUDE_SUBDOMAINS for the host's subdomains, for this many
+# seconds (one year by default).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _https)
+# Behind a proxy that terminates TLS: the header that the proxy sets to
+# "https" on HTTPS requests, such as X-Forwarded-Proto. Only set it when the
+# proxy always sets or replaces that header, because a client could send it.
+_proxy_ssl_header = env_header_name("SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+SECURE_CONTENT_TYPE_NOSNIFF = env_bool("SECURE_CONTENT_TYPE_NOSNIFF", True)
+SECURE_REFERRER_POLICY = env_choice(
+    "SECURE_REFERRER_POLICY",
+    "same-origin",
+    [
+        "no-referrer",
+        "no-referrer-when-downgrade",
+        "origin",
+        "origin-when-cross-origin",
+        "same-origin",
+        "strict-origin",
+        "strict-origin-when-cross-origin",
+        "unsafe-url",
+    ],
+)
+SECURE_CROSS_ORIGIN_OPENER_POLICY = env_choice(
+    "SECURE_CROSS_ORIGIN_OPENER_POLICY",
+    "same-origin",
+    ["same-origin", "same-origin-allow-popups", "unsafe-none"],
+)
+X_FRAME_OPTIONS = "DENY"
+# Pages load only this app's own scripts and styles, plus the <style> that
+# Turbo's progress bar adds, which carries the page's nonce (the csp-nonce
+# meta tag in templates/base.html). No inline script, style attribute or
+# event handler runs. The live-update streams are same-origin, so
+# connect-src 'self' admits them. The frames that show a message's HTML get
+# a policy of their own (dispatch/message_frames.py).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+# --- End of HTTPS, security headers and the Content Security Policy ---------

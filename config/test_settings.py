@@ -27,6 +27,13 @@ os.environ.setdefault("DELIVERY_PROVIDER", "dispatch.providers.SimulatedProvider
 os.environ.setdefault("DELIVERY_DELAY_MIN_SECONDS", "0")
 os.environ.setdefault("DELIVERY_DELAY_MAX_SECONDS", "0")
 os.environ.setdefault("DELIVERY_FAILURE_RATE", "0")
+# The test client and the browser tests' uvicorn speak plain http, so the
+# HTTPS settings, which are on by default with DEBUG off, stay off in tests.
+# tests/config/test_deploy_settings.py checks those defaults in processes of
+# its own.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 
 from config.settings import *  # noqa: E402, F403
 

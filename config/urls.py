@@ -10,3 +10,5 @@ urlpatterns = [
     path("campaigns/<int:pk>/imports/", include("imports.urls")),
     path("", include("suppressions.urls")),
 ]
+
+handler400 = "config.errors.bad_request"

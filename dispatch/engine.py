@@ -58,6 +58,7 @@ from dispatch.providers import (
     Provider,
     get_provider,
 )
+from dispatch.providers.base import short_reason, traceback_with_short_message
 from dispatch.rate_limit import MultiRateLimiter, RateLimitTimeout, limiter_for
 from live import broadcasts, streams
 from suppressions.models import suppressed_among
@@ -342,10 +343,11 @@ class _Loop:
         except Exception as exc:
             # A provider bug must not stop the campaign: it fails this
             # recipient for good, with the traceback in the log.
-            logger.exception(
-                "campaign %s recipient %s: provider raised an unexpected error",
+            logger.error(
+                "campaign %s recipient %s: provider raised an unexpected error\n%s",
                 claim.campaign_id,
                 claim.recipient_id,
+                traceback_with_short_message(exc),
             )
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
             return self._failure(claim, started_at, reason, transient=False)
@@ -422,6 +424,8 @@ class _Loop:
         return False
 
     def _failure(self, claim: Claim, started_at: datetime, reason: str, transient: bool) -> Outcome:
+        # The reasons of exceptions other than DeliveryError are not shortened yet.
+        reason = short_reason(reason)
         finished_at = timezone.now()
         attempt_in_round = claim.attempt - claim.attempt_base
         retry_at = None

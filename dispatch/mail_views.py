@@ -1,6 +1,6 @@
 """Development-only pages that show the messages the SMTP sink captured.
 
-Both pages return 404 unless DEBUG is on, because the captured messages are
+Every page returns 404 unless DEBUG is on, because the captured messages are
 personal data and the page has no login.
 """
 
@@ -12,17 +12,11 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dispatch.mailsink import list_messages, read_message
+from dispatch.mailsink import CapturedMessage, list_messages, read_message
+from dispatch.message_frames import message_frame, message_html_response
 
 # Newest messages listed on the page; older files stay on disk.
 MAX_LISTED_MESSAGES = 200
-
-# Inside the preview frame: no scripts (the sandbox attribute), and no
-# requests for remote images, fonts or styles, which would tell a tracker
-# that the message was opened.
-PREVIEW_CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'; font-src data:"
-)
 
 
 def mail_pages_enabled() -> bool:
@@ -47,18 +41,26 @@ def mail_index(request: HttpRequest) -> HttpResponse:
 
 def mail_detail(request: HttpRequest, name: str) -> HttpResponse:
     _require_debug()
-    captured = read_message(Path(settings.MAIL_SINK_DIR), name)
-    if captured is None:
-        raise Http404(f"No captured message named {name!r}.")
-    html = captured.html
-    preview = ""
-    if html:
-        preview = (
-            f'<meta http-equiv="Content-Security-Policy" '
-            f'content="{PREVIEW_CONTENT_SECURITY_POLICY}">{html}'
-        )
+    captured = _captured_or_404(name)
     return render(
         request,
         "dispatch/dev_mail_detail.html",
-        {"captured": captured, "text": captured.text, "html": html, "preview": preview},
+        {"captured": captured, "text": captured.text, "html": captured.html},
     )
+
+
+@message_frame
+def mail_html(request: HttpRequest, name: str) -> HttpResponse:
+    """Serve the message's HTML part for the detail page's frame; 404 when it has none."""
+    _require_debug()
+    captured = _captured_or_404(name)
+    if not captured.html:
+        raise Http404(f"The captured message {name!r} has no HTML part.")
+    return message_html_response(captured.html)
+
+
+def _captured_or_404(name: str) -> CapturedMessage:
+    captured = read_message(Path(settings.MAIL_SINK_DIR), name)
+    if captured is None:
+        raise Http404(f"No captured message named {name!r}.")
+    return captured

@@ -9,6 +9,7 @@ must not touch the database.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -16,6 +17,8 @@ from typing import Literal, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from suppressions.redaction import redact
 
 Channel = Literal["email", "sms"]
 
@@ -59,10 +62,47 @@ class Delivery:
     missing_content: str = ""
 
 
+# Characters of a failure reason that are kept, so that it fits
+# Recipient.failure_reason (255) with the "…" that marks the cut. A provider's
+# error can carry a whole HTTP response body, which may repeat the message,
+# its recipient or its unsubscribe link.
+MAX_REASON_CHARACTERS = 250
+
+
+def short_reason(text: str) -> str:
+    """Return `text` on one line, without unsubscribe tokens, cut to MAX_REASON_CHARACTERS.
+
+    Line breaks go because a provider's response could otherwise add lines
+    of its own to the log.
+    """
+    one_line = " ".join(redact(text).split())
+    if len(one_line) <= MAX_REASON_CHARACTERS:
+        return one_line
+    return one_line[: MAX_REASON_CHARACTERS - 1] + "…"
+
+
+def traceback_with_short_message(exc: BaseException) -> str:
+    """Format `exc`'s traceback for the log, with its message passed through `short_reason`.
+
+    An unexpected error of a provider may carry a whole response body in its
+    message. Chained exceptions are left out.
+    """
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    message = short_reason(str(exc))
+    return f"Traceback (most recent call last):\n{frames}{type(exc).__qualname__}: {message}"
+
+
 class DeliveryError(Exception):
-    """Delivery failed; the message is a short reason fit to show an operator."""
+    """Delivery failed; the message is a short reason fit to show an operator.
+
+    The reason is passed through `short_reason`, so `str(exc)` is always fit
+    for the log, the recipient's row and the attempts list.
+    """
 
     transient = False
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(short_reason(reason))
 
 
 class TransientDeliveryError(DeliveryError):

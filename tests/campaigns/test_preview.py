@@ -104,7 +104,7 @@ def test_preview_rejects_post(client: Client, make_campaign: MakeCampaign) -> No
     assert response.status_code == 405
 
 
-def test_preview_html_in_sandboxed_srcdoc(client: Client, make_campaign: MakeCampaign) -> None:
+def test_preview_html_in_sandboxed_frame(client: Client, make_campaign: MakeCampaign) -> None:
     campaign = make_campaign(
         email_html="<p style='color:red'>Hi {{ name }}</p><script>alert(1)</script>",
         recipients=[{"name": "<img src=x onerror=alert(2)>", "email": "ada@example.com"}],
@@ -122,10 +122,64 @@ def test_preview_html_in_sandboxed_srcdoc(client: Client, make_campaign: MakeCam
     iframe = re.search(r"<iframe[^>]*>", html)
     assert iframe is not None
     assert 'sandbox=""' in iframe.group(0)
-    assert f'srcdoc="{escape(rendered)}"' in iframe.group(0)
+    assert "srcdoc" not in iframe.group(0)
+    frame_url = re.search(r' src="([^"]+)"', iframe.group(0))
+    assert frame_url is not None
     assert part(html, "html-source") == escape(rendered)
     assert "<script>alert" not in html
     assert "<img src=x" not in html
+
+    # It should serve the HTML as sent, under a policy that lets its inline
+    # styles apply and blocks its script, in a frame of this app's pages only.
+    frame = client.get(unescape(frame_url.group(1)))
+    assert frame.status_code == 200
+    assert frame["Content-Type"] == "text/html; charset=utf-8"
+    assert frame.content.decode() == rendered
+    policy = frame["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "style-src 'unsafe-inline'" in policy
+    assert "script-src" not in policy
+    assert "frame-ancestors 'self'" in policy
+    assert "sandbox" in policy.split("; ")
+    assert frame["X-Frame-Options"] == "SAMEORIGIN"
+    assert frame["Cache-Control"] == "no-store"
+
+
+def test_preview_frame_defaults_to_first_recipient(
+    client: Client, make_campaign: MakeCampaign
+) -> None:
+    campaign = make_campaign(**CONTENT)
+    frame_url = reverse("campaigns:preview_html", args=[campaign.pk])
+
+    response = client.get(frame_url)
+
+    assert response.status_code == 200
+    assert response.content.decode().startswith("<p>Dear Ada</p>")
+
+
+@pytest.mark.parametrize(
+    ("content", "recipients", "query"),
+    [
+        ({**CONTENT, "email_html": ""}, None, ""),
+        (CONTENT, [], ""),
+        (CONTENT, None, "?recipient=abc"),
+        (CONTENT, None, "?recipient=999999999"),
+        ({**CONTENT, "email_html": "{% load static %}"}, None, ""),
+    ],
+    ids=["no-html-body", "no-recipients", "bad-id", "unknown-id", "broken-content"],
+)
+def test_preview_frame_404(
+    client: Client,
+    make_campaign: MakeCampaign,
+    content: dict[str, str],
+    recipients: list[dict[str, str]] | None,
+    query: str,
+) -> None:
+    campaign = make_campaign(recipients=recipients, **content)
+
+    response = client.get(reverse("campaigns:preview_html", args=[campaign.pk]) + query)
+
+    assert response.status_code == 404
 
 
 class TagCollector(HTMLParser):

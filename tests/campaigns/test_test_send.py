@@ -582,8 +582,13 @@ def test_unexpected_error_logged(
         if record.name == LOGGER and record.levelno == logging.ERROR
     ]
     assert len(errors) == 1
-    assert errors[0].exc_info is not None
-    assert str(errors[0].exc_info[1]) == "provider bug"
+    # The log gets the traceback, with the error's message shortened as a failure reason is.
+    logged = errors[0].getMessage()
+    assert logged.startswith(
+        f"campaign {campaign.pk}: test SMS failed\nTraceback (most recent call last):\n"
+    )
+    assert 'raise RuntimeError("provider bug")' in logged
+    assert logged.endswith("\nRuntimeError: provider bug")
 
 
 def test_invalid_provider_settings_named(client: Client, campaign: Campaign, settings: Any) -> None:

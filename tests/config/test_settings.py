@@ -136,7 +136,7 @@ def test_env_example_names_every_setting() -> None:
     # Each variable that config/settings.py reads with an env_* helper must
     # appear in .env.example, which the README calls the full list.
     settings_source = (PROJECT_ROOT / "config" / "settings.py").read_text()
-    read = set(re.findall(r'env_[a-z]+\(\s*"([A-Z0-9_]+)"', settings_source))
+    read = set(re.findall(r'env_[a-z_]+\(\s*"([A-Z0-9_]+)"', settings_source))
     example = (PROJECT_ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, flags=re.MULTILINE))
 
@@ -185,6 +185,9 @@ OUT_OF_RANGE = [
     ("LIVE_THROUGHPUT_WINDOW_SECONDS", "0", "from 1 to 60"),
     ("LIVE_THROUGHPUT_WINDOW_SECONDS", "61", "from 1 to 60"),
     ("MAX_RECIPIENT_ROWS", "0", "at least 1"),
+    # Smaller bodies would reject ordinary forms.
+    ("DATA_UPLOAD_MAX_MEMORY_SIZE", "65535", "at least 65536"),
+    ("DATA_UPLOAD_MAX_NUMBER_FIELDS", "0", "at least 1"),
     ("CONN_MAX_AGE", "-1", "at least 0"),
 ]
 
@@ -216,6 +219,41 @@ def test_maximum_below_minimum_fails(
     error = last_line(result.stderr)
     assert error.startswith("ValueError:")
     assert f"{high_name}={float(high)} is less than {low_name}={float(low)}" in error
+
+
+def test_field_limit_below_form_rows_fails(tmp_path: Path) -> None:
+    result = start_django(
+        tmp_path, DEBUG="true", MAX_RECIPIENT_ROWS="10", DATA_UPLOAD_MAX_NUMBER_FIELDS="159"
+    )
+
+    assert result.returncode != 0
+    error = last_line(result.stderr)
+    assert error.startswith("ValueError:")
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS=159 is less than the 160 fields" in error
+    assert "MAX_RECIPIENT_ROWS=10" in error
+
+
+def test_body_limits_follow_form_rows(tmp_path: Path) -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)"
+    )
+
+    computed = start_django(tmp_path, code=code, DEBUG="true", MAX_RECIPIENT_ROWS="10")
+    chosen = start_django(
+        tmp_path,
+        code=code,
+        DEBUG="true",
+        MAX_RECIPIENT_ROWS="10",
+        DATA_UPLOAD_MAX_NUMBER_FIELDS="160",
+        DATA_UPLOAD_MAX_MEMORY_SIZE="65536",
+    )
+
+    assert computed.returncode == 0, computed.stderr
+    # Six fields and 5 KiB per row, plus 100 fields and 1 MiB for the rest of the form.
+    assert computed.stdout.split() == ["160", str(10 * 5 * 1024 + 1024 * 1024)]
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.split() == ["160", "65536"]
 
 
 def test_range_limits_are_accepted(tmp_path: Path) -> None:

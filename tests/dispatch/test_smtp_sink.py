@@ -508,6 +508,7 @@ def test_mail_pages_are_missing_without_debug(
 
     assert client.get(reverse("dev_mail:index")).status_code == 404
     assert client.get(reverse("dev_mail:detail", args=[path.stem])).status_code == 404
+    assert client.get(reverse("dev_mail:html", args=[path.stem])).status_code == 404
 
 
 @pytest.mark.django_db
@@ -549,9 +550,38 @@ def test_mail_detail_escapes_html_in_sandbox(mail_dir: Path, client: Client) -> 
     assert "<script>alert" not in page
     assert 'onclick="steal()"' not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
-    assert '<iframe sandbox srcdoc="&lt;meta http-equiv=&quot;Content-Security-Policy&quot;' in page
+    frame_url = reverse("dev_mail:html", args=[path.stem])
+    assert f'<iframe sandbox src="{frame_url}"' in page
+    assert "srcdoc" not in page
     assert "Hello Ada &amp; friends" in page
     assert "https://campaigns.example.com/unsubscribe/abc/" in page
+
+
+def test_mail_frame_serves_html_under_own_policy(mail_dir: Path, client: Client) -> None:
+    html = '<p style="color: red">Hi</p><img src="https://tracker.example/open.gif">'
+    path = store_message(mail_dir, "shop@example.com", ["ada@example.com"], captured_email(html))
+
+    response = client.get(reverse("dev_mail:html", args=[path.stem]))
+
+    assert response.status_code == 200
+    assert response.content.decode().strip() == html
+    policy = response["Content-Security-Policy"].split("; ")
+    # It should let the message's inline styles apply, and block scripts
+    # and remote images, which would tell a tracker that it was opened.
+    assert "default-src 'none'" in policy
+    assert "style-src 'unsafe-inline'" in policy
+    assert "img-src data: cid:" in policy
+    assert "sandbox" in policy
+    assert "frame-ancestors 'self'" in policy
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_mail_frame_without_html_part_is_404(mail_dir: Path, client: Client) -> None:
+    path = store_message(mail_dir, "shop@example.com", ["ada@example.com"], captured_email())
+
+    response = client.get(reverse("dev_mail:html", args=[path.stem]))
+
+    assert response.status_code == 404
 
 
 def test_mail_detail_unknown_or_invalid_name_is_404(mail_dir: Path, client: Client) -> None:
