@@ -58,7 +58,7 @@ def preview_html(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("The campaign has no recipients to preview the message for.")
     channel = choose_channel(recipient.email, recipient.phone_number, campaign.prefer_sms)
     try:
-        message = _render_as_sent(campaign, recipient, channel)
+        message, _empty_parts = _render_as_sent(campaign, recipient, channel)
     except ValidationError as exc:
         raise Http404("The saved content cannot be rendered.") from exc
     if not message.html:

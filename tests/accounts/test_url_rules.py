@@ -53,6 +53,8 @@ SIGNED_IN = {
     "campaigns:duplicate",
     "campaigns:export",
     "campaigns:preview",
+    "campaigns:preview_html",
+    "campaigns:audit",
     "campaigns:test_send",
     "campaigns:recipient_create",
     "campaigns:recipient_edit",
@@ -69,6 +71,7 @@ SIGNED_IN = {
     "suppressions:delete",
     "dev_mail:index",
     "dev_mail:detail",
+    "dev_mail:html",
 }
 
 SAMPLE_ARGUMENTS = {"int": "1", "str": "sample", "slug": "sample", "path": "sample"}
