@@ -151,9 +151,13 @@ def request_results(tmp_path: Path, env: dict[str, str]) -> dict[str, list[objec
 def test_production_redirects_http_and_sends_hsts(tmp_path: Path) -> None:
     results = request_results(tmp_path, production_environment())
 
-    # /campaigns/ redirects to the index; over http, the SSL redirect comes first.
+    # /campaigns/ redirects to sign-in; over http, the SSL redirect comes first.
     assert results["http"] == [301, f"https://{HOST}/campaigns/", None]
-    assert results["https"] == [302, "/", "max-age=31536000; includeSubDomains; preload"]
+    assert results["https"] == [
+        302,
+        "/accounts/login/?next=/campaigns/",
+        "max-age=31536000; includeSubDomains; preload",
+    ]
     # Without SECURE_PROXY_SSL_HEADER, a client's X-Forwarded-Proto is not trusted.
     assert results["proxied"][0] == 301
 
@@ -163,7 +167,11 @@ def test_proxy_ssl_header_marks_request_secure(tmp_path: Path) -> None:
 
     results = request_results(tmp_path, env)
 
-    assert results["proxied"] == [302, "/", "max-age=31536000; includeSubDomains; preload"]
+    assert results["proxied"] == [
+        302,
+        "/accounts/login/?next=/campaigns/",
+        "max-age=31536000; includeSubDomains; preload",
+    ]
 
 
 def test_development_works_over_http(tmp_path: Path) -> None:
@@ -171,9 +179,9 @@ def test_development_works_over_http(tmp_path: Path) -> None:
 
     results = request_results(tmp_path, env)
 
-    assert results["http"] == [302, "/", None]
+    assert results["http"] == [302, "/accounts/login/?next=/campaigns/", None]
     # HSTS is off too, so a browser never learns to avoid http for the host.
-    assert results["https"] == [302, "/", None]
+    assert results["https"] == [302, "/accounts/login/?next=/campaigns/", None]
 
 
 def test_development_settings_are_off(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from campaigns.models import Campaign, Recipient
 from live import broadcasts, streams
 from tests.conftest import StreamListener
+from tests.factories import session_cookie
 from tests.live.sse import EventStream
 from tests.outcomes import set_outcome
 from tests.security.hostile import (
@@ -49,7 +50,9 @@ def hostile(
 
 def campaign_stream(app_server: str, hostile: Hostile) -> EventStream:
     ids = f"{hostile.recipient.pk},{hostile.stored_email.pk}"
-    return EventStream(app_server, f"/campaigns/{hostile.campaign.pk}/stream?ids={ids}")
+    return EventStream(
+        app_server, f"/campaigns/{hostile.campaign.pk}/stream?ids={ids}", session_cookie()
+    )
 
 
 @pytest.mark.parametrize("hostile", PAYLOADS, ids=PAYLOAD_IDS, indirect=True)
@@ -108,7 +111,9 @@ def test_import_panel_update_escapes_content(app_server: str, hostile: Hostile) 
 
 @pytest.mark.parametrize("hostile", PAYLOADS, ids=PAYLOAD_IDS, indirect=True)
 def test_index_row_escapes_campaign_name(app_server: str, hostile: Hostile) -> None:
-    stream = EventStream(app_server, f"/campaigns/stream?ids={hostile.campaign.pk}")
+    stream = EventStream(
+        app_server, f"/campaigns/stream?ids={hostile.campaign.pk}", session_cookie()
+    )
     try:
         first = stream.next_event()
     finally:
