@@ -127,6 +127,10 @@ def configure_environment() -> None:
     # A key of this run's own satisfies the check that DEBUG off makes.
     os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    # The benchmark's requests are plain http on loopback, which DEBUG off
+    # would otherwise redirect to https.
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        os.environ.setdefault(name, "false")
     os.environ.update(COMMON_OVERRIDES)
 
 

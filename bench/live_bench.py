@@ -190,6 +190,14 @@ def percentile(values: list[float], share: float) -> float:
 # The web server
 
 
+def bench_session_key() -> str:
+    """Sign the bench user in and return the key of the new session."""
+    user, _created = get_user_model().objects.get_or_create(username="bench")
+    client = Client()
+    client.force_login(user)
+    return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
 class AppServer:
     """uvicorn serving config.asgi on a free loopback port, started and stopped by PID."""
 
@@ -688,11 +696,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def bench_session_key() -> str:
-    """Sign the bench user in and return the key of the new session."""
-    user, _created = get_user_model().objects.get_or_create(username="bench")
-    client = Client()
-    client.force_login(user)
-    return str(client.cookies[settings.SESSION_COOKIE_NAME].value)

@@ -92,6 +92,10 @@ def configure_environment() -> None:
     # key of this run's own satisfies the check that DEBUG off makes.
     os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    # The benchmark's requests are plain http on loopback, which DEBUG off
+    # would otherwise redirect to https.
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        os.environ.setdefault(name, "false")
     # Without collectstatic, WhiteNoise warns that STATIC_ROOT is missing; the
     # page only links to static files, so they need not exist.
     warnings.filterwarnings("ignore", message="No directory at")
@@ -659,6 +663,12 @@ def measure(run: Run, client: Client, url: str, case: Case) -> Result:
     return result
 
 
+def bench_user() -> Any:
+    """Return the user that the benchmark signs in as, creating it if needed."""
+    user, _created = get_user_model().objects.get_or_create(username=BENCH_USERNAME)
+    return user
+
+
 def measure_pages(run: Run, campaign: Campaign) -> None:
     url = campaign.get_absolute_url()
     cases = page_cases(campaign)
@@ -797,9 +807,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def bench_user() -> Any:
-    """Return the user that the benchmark signs in as, creating it if needed."""
-    user, _created = get_user_model().objects.get_or_create(username=BENCH_USERNAME)
-    return user
