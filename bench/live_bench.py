@@ -210,7 +210,8 @@ class AppServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Every page and stream needs a signed-in user: a session of the
         # bench user, kept between runs, goes with each request.
-        self.headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={bench_session_key()}"}
+        self.session_key = bench_session_key()
+        self.headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={self.session_key}"}
 
     def start(self) -> None:
         command = [
@@ -349,10 +350,16 @@ class Follower(threading.Thread):
     """Headless Chromium that opens the table page the engine reaches next, page after page."""
 
     def __init__(
-        self, base_url: str, campaign_id: int, total: int, progress: SharedProgress
+        self,
+        base_url: str,
+        campaign_id: int,
+        total: int,
+        progress: SharedProgress,
+        session_key: str,
     ) -> None:
         super().__init__(name="browser", daemon=True)
         self.base_url = base_url
+        self.session_key = session_key
         self.campaign_id = campaign_id
         self.total = total
         self.progress = progress
@@ -366,7 +373,18 @@ class Follower(threading.Thread):
                     executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS, headless=True
                 )
                 try:
-                    page = browser.new_page()
+                    context = browser.new_context()
+                    # Signed in as the bench user, as the server's other requests are.
+                    context.add_cookies(
+                        [
+                            {
+                                "name": settings.SESSION_COOKIE_NAME,
+                                "value": self.session_key,
+                                "url": self.base_url,
+                            }
+                        ]
+                    )
+                    page = context.new_page()
                     page.add_init_script(RECORD_ROW_CHANGES)
                     self._follow(page)
                 finally:
@@ -517,7 +535,7 @@ def measure(campaign: Campaign, total: int, server: AppServer, workers: WorkerSe
     middle_page = (total // 2) // RECIPIENTS_PER_PAGE + 1
     reader = StreamReader(server, f"{campaign.get_absolute_url()}?page={middle_page}")
     progress = SharedProgress(campaign.pk)
-    follower = Follower(server.base_url, campaign.pk, total, progress)
+    follower = Follower(server.base_url, campaign.pk, total, progress, server.session_key)
     say(f"  stream reader: page {middle_page}, {reader.stream_path}")
     reader.start()
     if not reader.connected.wait(PAGE_LOAD_TIMEOUT_MS / 1000) or reader.error:
