@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 # How often a loop re-reads its campaign's status, in seconds: a pause or a
 # cancel stops new deliveries from this loop within about this long.
 STATUS_CHECK_SECONDS = 0.2
+# While rendering a batch, how many claims go by between checks whether this
+# loop's leases are due for renewal.
+RENDER_LEASE_CHECK_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -369,7 +372,12 @@ class _Loop:
         """
         assert self.content is not None
         content = self.content
-        for claim in batch:
+        for number, claim in enumerate(batch):
+            # Rendering competes for the GIL with the delivery threads, so a
+            # large batch on a busy machine can take a while. The leases of
+            # this loop's claims must not run out meanwhile.
+            if number % RENDER_LEASE_CHECK_EVERY == 0:
+                self._renew_leases_if_due()
             missing = content.missing(claim.channel)
             if missing:
                 self.rendered[claim] = (None, missing, "")
