@@ -117,8 +117,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "campaigns:index"
 LOGOUT_REDIRECT_URL = "accounts:login"
-# Password reset links work once, for 3 days (Django's default, stated here
-# because the page that sends them says so).
+# Password reset links work once, for 3 days. That is Django's default, set
+# here because the page that sends them names the period.
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
 
 # Login throttling (accounts/throttle.py): after this many failed sign-ins
@@ -292,12 +292,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # through the provider of its channel (EMAIL_DELIVERY_PROVIDER and
 # SMS_DELIVERY_PROVIDER below). Setting SimulatedProvider here simulates both.
 DELIVERY_PROVIDER = env_str("DELIVERY_PROVIDER", "dispatch.providers.ChannelRouter")
-# The simulated provider waits a random delay per recipient and fails by rule:
-# recipients whose email domain is DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone
-# number starts with DELIVERY_FAIL_PHONE_PREFIX, always fail permanently;
-# recipients at DELIVERY_FLAKY_EMAIL_DOMAIN fail transiently on their first
-# attempt; the others fail transiently with probability DELIVERY_FAILURE_RATE
-# (0.0 to 1.0). The development mail sink refuses the same two domains.
+# The simulated provider waits a random delay per recipient and fails by rule.
+# Recipients whose email domain is DELIVERY_FAIL_EMAIL_DOMAIN, or whose phone
+# number starts with DELIVERY_FAIL_PHONE_PREFIX, always fail permanently.
+# Recipients at DELIVERY_FLAKY_EMAIL_DOMAIN fail transiently on their first
+# attempt. The others fail transiently with probability DELIVERY_FAILURE_RATE
+# (0.0 to 1.0). The development mail sink rejects the same two domains.
 DELIVERY_DELAY_MIN_SECONDS = env_float("DELIVERY_DELAY_MIN_SECONDS", 1.0, minimum=0.0)
 DELIVERY_DELAY_MAX_SECONDS = env_float("DELIVERY_DELAY_MAX_SECONDS", 3.0, minimum=0.0)
 require_at_least(

@@ -16,7 +16,7 @@ SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 class RecordingHandler:
     """Accepts every message and keeps its raw bytes, or replies with chosen codes.
 
-    `rcpt_reply` and `data_reply` answer every RCPT or DATA command while set.
+    `rcpt_reply` and `data_reply` reply to every RCPT or DATA command while set.
     `rcpt_replies` holds, per recipient address, replies to give to its next
     RCPT commands, one each, before it is accepted.
     """

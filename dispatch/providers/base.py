@@ -53,9 +53,9 @@ class Delivery:
     # The same for every attempt and every reclaim of this recipient in this
     # campaign, so a provider that supports idempotency keys drops repeats.
     idempotency_key: str
-    # The rendered message. None when the campaign's content lacks what the
-    # channel needs (`missing_content` says what); only the simulated
-    # provider, which needs no content, accepts such a delivery.
+    # The rendered message, or None when the campaign's content lacks what
+    # the channel needs (`missing_content` names it). Only the simulated
+    # provider, which needs no content, accepts a delivery without one.
     message: OutboundMessage | None = None
     # The channel chosen for this recipient.
     channel: Channel = "email"

@@ -28,7 +28,7 @@ PUBLIC = {
     "suppressions:unsubscribe",
     "suppressions:one_click",
 }
-# Event streams, which answer 401 rather than redirect to the sign-in page.
+# Event streams, which return 401 rather than redirect to the sign-in page.
 STREAMS = {"live:campaign_stream", "live:index_stream"}
 # Views that take a POST without a CSRF token, each for a stated reason.
 CSRF_EXEMPT = {
@@ -143,7 +143,7 @@ def test_anonymous_stream_is_401(anonymous_client: Client, route: Route) -> None
 def test_public_pages_open_without_sign_in(anonymous_client: Client, route: Route) -> None:
     response = anonymous_client.get(route.path)
 
-    # A sample token or link id is invalid, but the view itself answers.
+    # A sample token or link id is invalid, but the view itself responds.
     assert response.status_code in {200, 400}
     assert not response.get("Location", "").startswith(LOGIN_URL)
 
