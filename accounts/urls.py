@@ -1,13 +1,21 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from accounts import views
+from accounts import views, workspace_views
+from accounts.forms import PasswordResetForm
 
 app_name = "accounts"
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("workspace/", workspace_views.workspace, name="workspace"),
+    path("workspace/new", workspace_views.create, name="workspace_create"),
+    path("workspace/switch", views.switch, name="workspace_switch"),
+    path("workspace/rename", workspace_views.rename, name="workspace_rename"),
+    path("workspace/members", workspace_views.member_add, name="member_add"),
+    path("workspace/members/<int:pk>/role", workspace_views.member_role, name="member_role"),
+    path("workspace/members/<int:pk>/remove", workspace_views.member_remove, name="member_remove"),
     path(
         "password/change/",
         auth_views.PasswordChangeView.as_view(
@@ -27,6 +35,7 @@ urlpatterns = [
         "password/reset/",
         auth_views.PasswordResetView.as_view(
             template_name="accounts/password_reset.html",
+            form_class=PasswordResetForm,
             email_template_name="accounts/password_reset_email.txt",
             subject_template_name="accounts/password_reset_subject.txt",
             success_url=reverse_lazy("accounts:password_reset_done"),

@@ -10,11 +10,12 @@ from audit.models import AuditEvent
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "campaign_name", "action", "actor_name", "detail"]
-    list_filter = ["action", "actor"]
+    list_display = ["created_at", "workspace", "campaign_name", "action", "actor_name", "detail"]
+    list_filter = ["workspace", "action", "actor"]
     search_fields = ["campaign_name", "actor_name"]
     readonly_fields = [
         "created_at",
+        "workspace",
         "campaign",
         "campaign_name",
         "actor",

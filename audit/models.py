@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Workspace
 from campaigns.models import CAMPAIGN_NAME_MAX_LENGTH, Campaign
 
 DETAIL_MAX_LENGTH = 500
@@ -37,13 +38,27 @@ class Action(models.TextChoices):
     IMPORT_CONFIRMED = "import_confirmed", "Import confirmed"
     IMPORT_CANCELLED = "import_cancelled", "Import cancelled"
     IMPORT_DISCARDED = "import_discarded", "Upload discarded"
+    # Changes to a workspace, recorded without a campaign.
+    WORKSPACE_CREATED = "workspace_created", "Workspace created"
+    WORKSPACE_RENAMED = "workspace_renamed", "Workspace renamed"
+    MEMBER_ADDED = "member_added", "Member added"
+    MEMBER_ROLE_CHANGED = "member_role_changed", "Member's role changed"
+    MEMBER_REMOVED = "member_removed", "Member removed"
 
 
 class AuditEvent(models.Model):
-    """One action on a campaign, by a user or by the system (`actor` is None)."""
+    """One action on a campaign or on a workspace, by a user or by the system
+    (`actor` is None)."""
 
     Action = Action
 
+    # No index of its own: audit_workspace_created starts with workspace_id.
+    workspace = models.ForeignKey(
+        "accounts.Workspace",
+        on_delete=models.CASCADE,
+        related_name="audit_events",
+        db_index=False,
+    )
     # No index of its own: audit_campaign_created starts with campaign_id.
     campaign = models.ForeignKey(
         Campaign,
@@ -53,7 +68,8 @@ class AuditEvent(models.Model):
         related_name="audit_events",
         db_index=False,
     )
-    campaign_name = models.CharField(max_length=CAMPAIGN_NAME_MAX_LENGTH)
+    # Empty for an event of the workspace itself.
+    campaign_name = models.CharField(max_length=CAMPAIGN_NAME_MAX_LENGTH, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -73,6 +89,8 @@ class AuditEvent(models.Model):
             # A campaign's log, newest first, read backwards. The id breaks
             # ties between events of the same microsecond without a sort.
             models.Index(fields=["campaign", "created_at", "id"], name="audit_campaign_created"),
+            # A workspace's log, newest first.
+            models.Index(fields=["workspace", "created_at", "id"], name="audit_workspace_created"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -81,7 +99,8 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.campaign_name}: {self.get_action_display()} by {self.actor_display}"
+        subject = self.campaign_name or "workspace"
+        return f"{subject}: {self.get_action_display()} by {self.actor_display}"
 
     @property
     def actor_display(self) -> str:
@@ -100,8 +119,25 @@ def record(campaign: Campaign, action: Action, user: Any = None, detail: str = "
     if deleted:
         detail = f"campaign #{campaign.pk}" + (f" {detail}" if detail else "")
     return AuditEvent.objects.create(
+        workspace_id=campaign.workspace_id,
         campaign=None if deleted else campaign,
         campaign_name=campaign.name,
+        actor=actor,
+        actor_name=actor.get_username() if actor is not None else "",
+        action=action,
+        detail=detail[:DETAIL_MAX_LENGTH],
+    )
+
+
+def record_workspace(
+    workspace: Workspace, action: Action, user: Any = None, detail: str = ""
+) -> AuditEvent:
+    """Insert an event for a change to the workspace itself, such as a new member."""
+    actor = user if user is not None and user.is_authenticated else None
+    return AuditEvent.objects.create(
+        workspace=workspace,
+        campaign=None,
+        campaign_name="",
         actor=actor,
         actor_name=actor.get_username() if actor is not None else "",
         action=action,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
+from accounts.workspaces import get_campaign
 from audit.models import AuditEvent
 from campaigns.models import Campaign
 
@@ -22,8 +24,9 @@ def latest_events(campaign: Campaign) -> tuple[list[AuditEvent], bool]:
     return events[:EVENTS_ON_CAMPAIGN_PAGE], len(events) > EVENTS_ON_CAMPAIGN_PAGE
 
 
+@require_GET
 def campaign_log(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     events = campaign.audit_events.order_by("-created_at", "-id")
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "audit/campaign_log.html", {"campaign": campaign, "page": page})

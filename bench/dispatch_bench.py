@@ -142,6 +142,7 @@ django.setup()
 
 import celery  # noqa: E402
 import redis  # noqa: E402
+from bench_workspace import bench_workspace  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import OperationalError, connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -405,7 +406,9 @@ class CampaignRegistry:
 
     def create(self, label: str) -> Campaign:
         campaign = Campaign.objects.create(
-            name=f"{self.name_prefix} {label} (run {RUN_ID})", **BENCH_CONTENT
+            workspace=bench_workspace(),
+            name=f"{self.name_prefix} {label} (run {RUN_ID})",
+            **BENCH_CONTENT,
         )
         self.ids.append(campaign.pk)
         return campaign

@@ -55,6 +55,7 @@ import django  # noqa: E402  (the environment must be set before Django loads)
 
 django.setup()
 
+from bench_workspace import bench_workspace  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import DatabaseError, connection, transaction  # noqa: E402
 from django.http import StreamingHttpResponse  # noqa: E402
@@ -111,7 +112,9 @@ def require_loopback_database() -> None:
 
 
 def create_campaign(count: int) -> Campaign:
-    campaign = Campaign.objects.create(name=f"{CAMPAIGN_NAME_PREFIX} run {os.getpid()}")
+    campaign = Campaign.objects.create(
+        workspace=bench_workspace(), name=f"{CAMPAIGN_NAME_PREFIX} run {os.getpid()}"
+    )
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(SEED_SQL, {"campaign": campaign.pk, "count": count})

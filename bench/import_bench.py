@@ -139,6 +139,7 @@ def run_one(rows: int, processes: int | None) -> dict[str, Any]:
     import django
 
     django.setup()
+    from bench_workspace import bench_workspace
     from django.conf import settings
     from django.db import connection
     from django.utils import timezone
@@ -158,7 +159,9 @@ def run_one(rows: int, processes: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     write_file(path, rows)
     generated = time.perf_counter() - started
-    campaign = Campaign.objects.create(name=f"{CAMPAIGN_NAME_PREFIX}{os.getpid()}")
+    campaign = Campaign.objects.create(
+        workspace=bench_workspace(), name=f"{CAMPAIGN_NAME_PREFIX}{os.getpid()}"
+    )
     try:
         recipient_import = RecipientImport.objects.create(
             campaign=campaign,

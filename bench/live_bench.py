@@ -85,8 +85,8 @@ from dispatch_bench import (
 
 # isort: split
 import redis
+from bench_workspace import bench_member
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from playwright.sync_api import Error as PlaywrightError
@@ -192,9 +192,8 @@ def percentile(values: list[float], share: float) -> float:
 
 def bench_session_key() -> str:
     """Sign the bench user in and return the key of the new session."""
-    user, _created = get_user_model().objects.get_or_create(username="bench")
     client = Client()
-    client.force_login(user)
+    client.force_login(bench_member("bench"))
     return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
 
 

@@ -107,8 +107,8 @@ import django  # noqa: E402  (the environment must be set before Django loads)
 
 django.setup()
 
+from bench_workspace import bench_member, bench_workspace  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import DatabaseError, OperationalError, connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -334,7 +334,9 @@ class CampaignRegistry:
 
     def create(self, label: str, **fields: object) -> Campaign:
         campaign = Campaign.objects.create(
-            name=f"{CAMPAIGN_NAME_PREFIX} {label} (run {RUN_ID})", **fields
+            workspace=bench_workspace(),
+            name=f"{CAMPAIGN_NAME_PREFIX} {label} (run {RUN_ID})",
+            **fields,
         )
         self.ids.append(campaign.pk)
         return campaign
@@ -665,8 +667,7 @@ def measure(run: Run, client: Client, url: str, case: Case) -> Result:
 
 def bench_user() -> Any:
     """Return the user that the benchmark signs in as, creating it if needed."""
-    user, _created = get_user_model().objects.get_or_create(username=BENCH_USERNAME)
-    return user
+    return bench_member(BENCH_USERNAME)
 
 
 def measure_pages(run: Run, campaign: Campaign) -> None:

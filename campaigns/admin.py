@@ -57,12 +57,18 @@ class RecipientInline(admin.TabularInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "created_at", "started_at", "completed_at"]
-    list_filter = ["status", "created_at"]
+    list_display = ["name", "workspace", "status", "created_at", "started_at", "completed_at"]
+    list_filter = ["workspace", "status", "created_at"]
     search_fields = ["name"]
     readonly_fields = ["status", "created_at", "started_at", "completed_at", "activity_log"]
     date_hierarchy = "created_at"
     inlines = [RecipientInline]
+
+    # A campaign stays in the workspace it was created in: its recipients'
+    # suppression checks and unsubscribe links belong to that workspace.
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "workspace"] if obj is not None else fields
 
     # A link rather than an inline: a long-running campaign has many events,
     # and the audit list pages them.

@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from accounts.workspaces import workspace_campaigns
 from campaigns.models import Campaign, Recipient
 from live.feeds import read_database
 
@@ -164,7 +165,7 @@ async def export_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 
     Rows that change while the download runs appear as each chunk read them.
     """
-    campaign = await read_database(Campaign.objects.filter(pk=pk).first)
+    campaign = await read_database(workspace_campaigns(request).filter(pk=pk).first)
     if campaign is None:
         raise Http404("Campaign not found.")
     response = StreamingHttpResponse(

@@ -163,6 +163,10 @@ class CampaignQuerySet(models.QuerySet["Campaign"]):
 class Campaign(models.Model):
     Status = CampaignStatus
 
+    # PROTECT: a workspace that still has campaigns cannot be deleted.
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.PROTECT, related_name="campaigns"
+    )
     name = models.CharField(max_length=CAMPAIGN_NAME_MAX_LENGTH)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -518,6 +522,7 @@ class Campaign(models.Model):
         recipients = Recipient._meta.db_table
         with transaction.atomic():
             copy = Campaign.objects.create(
+                workspace_id=self.workspace_id,
                 name=copy_name(self.name),
                 rate_limit_per_second=self.rate_limit_per_second,
                 email_subject=self.email_subject,

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from accounts.workspaces import get_campaign
 from campaigns.content import RenderedContent, recipient_fields, render_email, sms_segments
 from campaigns.forms import SendTestForm
 from campaigns.models import Campaign, Recipient
@@ -37,7 +38,7 @@ def preview(request: HttpRequest, pk: int) -> HttpResponse:
     Without the parameter, the campaign's first recipient is used. An id that
     is not a number or not one of this campaign's recipients is a 404.
     """
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     recipient = _requested_recipient(request, campaign)
     return render_preview(request, campaign, recipient, SendTestForm(campaign=campaign))
 
@@ -50,7 +51,7 @@ def preview_html(request: HttpRequest, pk: int) -> HttpResponse:
     The recipient is chosen as on the preview page. 404 when the campaign has
     no recipient, no HTML body, or content that does not render.
     """
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     recipient = _requested_recipient(request, campaign)
     if recipient is None:
         recipient = campaign.recipients.order_by("id").first()
@@ -152,7 +153,9 @@ def _render_as_sent(
         except EmptyMessage as exc:
             empty_parts[EMAIL] = str(exc)
     if email is None:
-        page_url = unsubscribe_urls(campaign.pk, recipient.pk, email_to)[0]
+        page_url = unsubscribe_urls(
+            campaign.pk, recipient.pk, email_to, workspace_id=campaign.workspace_id
+        )[0]
         subject, text, html = render_email(content, {**fields, "unsubscribe_url": page_url})
     else:
         subject, text, html = email.subject, email.text, email.html

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from accounts.workspaces import get_campaign
 from audit.models import Action, record
 from campaigns.forms import RecipientForm
 from campaigns.models import Campaign, Recipient
@@ -45,7 +46,7 @@ _FIELD_BY_CONSTRAINT = {
 
 @require_http_methods(["GET", "POST"])
 def create(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     if not campaign.is_editable:
         messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
@@ -59,10 +60,9 @@ def create(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def edit(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
-    recipient = get_object_or_404(
-        Recipient.objects.select_related("campaign"), pk=recipient_pk, campaign_id=pk
-    )
-    campaign = recipient.campaign
+    campaign = get_campaign(request, pk)
+    recipient = get_object_or_404(Recipient, pk=recipient_pk, campaign_id=campaign.pk)
+    recipient.campaign = campaign
     if not campaign.is_editable:
         messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
@@ -74,10 +74,9 @@ def edit(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def delete(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
-    recipient = get_object_or_404(
-        Recipient.objects.select_related("campaign"), pk=recipient_pk, campaign_id=pk
-    )
-    campaign = recipient.campaign
+    campaign = get_campaign(request, pk)
+    recipient = get_object_or_404(Recipient, pk=recipient_pk, campaign_id=campaign.pk)
+    recipient.campaign = campaign
     if not campaign.is_editable:
         messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())

@@ -21,10 +21,10 @@ from uuid import uuid4
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.workspaces import get_campaign
 from audit.models import Action, mask_address, record
 from campaigns.content import recipient_fields, template_fields
 from campaigns.forms import SendTestForm
@@ -57,7 +57,7 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
     this server, so it is logged here at WARNING, and the status keeps
     django.request from logging it as a server error, as it does every 5xx.
     """
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     form = SendTestForm(request.POST, campaign=campaign)
     if not form.is_valid():
         return _form_page(request, campaign, form, status=422)
@@ -144,7 +144,7 @@ def _rejection(campaign: Campaign, channel: Channel, email: str, phone: str) -> 
     missing = MessageContent.of(campaign).missing(channel)
     if missing:
         return f"Not sent: {missing}. Edit the campaign to add it, then send the test again."
-    if is_suppressed(email, phone):
+    if is_suppressed(email, phone, workspace_id=campaign.workspace_id):
         return (
             f"Not sent: {email or phone} is on the suppression list. Remove it from the list "
             "to send tests to it, or use another address."

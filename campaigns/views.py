@@ -17,8 +17,9 @@ from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.workspaces import current_workspace, get_campaign, workspace_campaigns
 from audit.models import Action, record
 from audit.views import latest_events
 from campaigns.forms import CampaignForm, RecipientFilterForm, RecipientFormSet
@@ -57,8 +58,11 @@ def see_other(url: str) -> HttpResponseRedirect:
     return response
 
 
+@require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    campaigns = Campaign.objects.with_progress().order_by("-created_at", "-id")
+    campaigns = workspace_campaigns(request, Campaign.objects.with_progress()).order_by(
+        "-created_at", "-id"
+    )
     page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
     # The stream sends these campaigns' current rows when it connects, so the
     # page needs no stream position.
@@ -67,12 +71,13 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/index.html", context)
 
 
+@require_GET
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     # The stream position first, the database second: the page's live stream
     # starts after this entry, so it delivers every change that the reads
     # below miss.
     stream_position = streams.current_position(pk)
-    campaign = get_object_or_404(Campaign.objects.with_progress(), pk=pk)
+    campaign = get_campaign(request, pk, Campaign.objects.with_progress())
     # The header uses the import panel's query to show whether dispatch waits.
     shown = shown_import(pk)
     header = header_context(campaign, active_import=shown if shown and shown.is_active else None)
@@ -139,7 +144,7 @@ def create(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 def _create(request: HttpRequest, receiver: uploads.FileReceiver | None) -> HttpResponse:
     if receiver is None:
-        campaign = Campaign()
+        campaign = Campaign(workspace=current_workspace(request))
         return _render_form(
             request, CampaignForm(), RecipientFormSet(instance=campaign), ImportFileForm()
         )
@@ -149,7 +154,7 @@ def _create(request: HttpRequest, receiver: uploads.FileReceiver | None) -> Http
 
 @require_http_methods(["GET", "POST"])
 def edit(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     if not campaign.is_editable:
         messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
@@ -276,7 +281,11 @@ def _save(
 def _bind(
     request: HttpRequest, campaign_id: int | None
 ) -> tuple[CampaignForm, BaseInlineFormSet[Any, Any, Any]]:
-    campaign = Campaign() if campaign_id is None else get_object_or_404(Campaign, pk=campaign_id)
+    campaign = (
+        Campaign(workspace=current_workspace(request))
+        if campaign_id is None
+        else get_campaign(request, campaign_id)
+    )
     form = CampaignForm(request.POST, instance=campaign)
     formset = RecipientFormSet(request.POST, instance=campaign)
     return form, formset
@@ -284,7 +293,7 @@ def _bind(
 
 @require_http_methods(["GET", "POST"])
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     if not campaign.is_editable:
         messages.error(request, _read_only_message(campaign.status))
         return see_other(campaign.get_absolute_url())
@@ -311,7 +320,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     with transaction.atomic():
         started = campaign.start()
         if started:
@@ -347,7 +356,7 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def pause(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     with transaction.atomic():
         paused = campaign.pause("paused by an operator")
         if paused:
@@ -367,7 +376,7 @@ def pause(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def resume(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     completed = False
     with transaction.atomic():
         resumed = campaign.resume()
@@ -397,7 +406,7 @@ def resume(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     with transaction.atomic():
         cancelled = campaign.cancel()
         if cancelled:
@@ -417,7 +426,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     with transaction.atomic():
         queued = campaign.retry_failed()
         if queued:
@@ -447,7 +456,7 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     importing = campaign.active_import() is not None
     with transaction.atomic():
         copy = campaign.duplicate()
@@ -466,8 +475,10 @@ def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     return see_other(copy.get_absolute_url())
 
 
+@require_GET
 def attempts(request: HttpRequest, pk: int, recipient_pk: int) -> HttpResponse:
-    recipient = get_object_or_404(Recipient, pk=recipient_pk, campaign_id=pk)
+    campaign = get_campaign(request, pk)
+    recipient = get_object_or_404(Recipient, pk=recipient_pk, campaign_id=campaign.pk)
     context = {
         "recipient": recipient,
         "attempts": recipient.delivery_attempts.order_by("number", "id"),

@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every view needs a signed-in user unless marked @login_not_required.
     "accounts.middleware.LoginRequiredMiddleware",
+    # request.workspace and request.membership, from the session (accounts/workspaces.py).
+    "accounts.workspaces.WorkspaceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -40,3 +40,7 @@ from config.settings import *  # noqa: E402, F403
 # Browser tests load the built JS and CSS straight from static/, without
 # collectstatic, whatever the value of DEBUG.
 WHITENOISE_USE_FINDERS = True
+
+# Tests create many users; the fast hasher keeps that from dominating their
+# time. Password checks behave the same, only weaker, which tests do not need.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

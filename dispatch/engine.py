@@ -169,6 +169,7 @@ class _Loop:
         self.last_lease_renewal = time.monotonic()
         self.limiter: MultiRateLimiter | None = None
         self.content: MessageContent | None = None
+        self.workspace_id = 0  # the campaign's, read when the loop starts
         # Each waiting or running claim's message, what its content lacks, or
         # why it cannot be rendered (see _render).
         self.rendered: dict[Claim, tuple[OutboundMessage | None, str, str]] = {}
@@ -188,6 +189,7 @@ class _Loop:
         # Content cannot change while the campaign is processing: only a
         # pending campaign can be edited.
         self.content = MessageContent.of(campaign)
+        self.workspace_id = campaign.workspace_id
         logger.info("campaign %s: worker loop started", self.campaign_id)
 
         with ThreadPoolExecutor(
@@ -250,8 +252,8 @@ class _Loop:
                 self._flush()
 
     def _drop_suppressed(self, batch: list[Claim]) -> list[Claim]:
-        """End the claims whose email address or phone number is on the suppression list
-        as `suppressed`, and return the others.
+        """End the claims whose email address or phone number is on the workspace's
+        suppression list as `suppressed`, and return the others.
 
         Either address counts, whatever the channel: a person who asked not to
         be contacted at one of them is not written to at the other.
@@ -261,6 +263,7 @@ class _Loop:
         found = suppressed_among(
             (c.email for c in batch if c.email),
             (c.phone_number for c in batch if c.phone_number),
+            workspace_id=self.workspace_id,
             normalized=True,
         )
         if not (found.emails or found.phones):

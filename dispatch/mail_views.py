@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from dispatch.mailsink import CapturedMessage, list_messages, read_message
 from dispatch.message_frames import message_frame, message_html_response
@@ -28,6 +29,7 @@ def _require_debug() -> None:
         raise Http404("The captured mail pages exist only with DEBUG on.")
 
 
+@require_GET
 def mail_index(request: HttpRequest) -> HttpResponse:
     _require_debug()
     directory = Path(settings.MAIL_SINK_DIR)
@@ -39,6 +41,7 @@ def mail_index(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_GET
 def mail_detail(request: HttpRequest, name: str) -> HttpResponse:
     _require_debug()
     captured = _captured_or_404(name)
@@ -50,6 +53,7 @@ def mail_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @message_frame
+@require_GET
 def mail_html(request: HttpRequest, name: str) -> HttpResponse:
     """Serve the message's HTML part for the detail page's frame; 404 when it has none."""
     _require_debug()

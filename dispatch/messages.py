@@ -48,6 +48,7 @@ class MessageContent:
     """
 
     campaign_id: int
+    workspace_id: int
     email_subject: str
     email_text: str
     email_html: str
@@ -58,6 +59,7 @@ class MessageContent:
     def of(cls, campaign: Campaign) -> MessageContent:
         return cls(
             campaign_id=campaign.pk,
+            workspace_id=campaign.workspace_id,
             email_subject=campaign.email_subject,
             email_text=campaign.email_text,
             email_html=campaign.email_html,
@@ -118,7 +120,9 @@ def build_message(
     renders blank for this recipient. An HTML body that renders blank is
     left out, and the email is sent as plain text.
     """
-    page_url, one_click_url = unsubscribe_urls(content.campaign_id, recipient_id, to)
+    page_url, one_click_url = unsubscribe_urls(
+        content.campaign_id, recipient_id, to, workspace_id=content.workspace_id
+    )
     fields = {**fields, "unsubscribe_url": page_url}
     if channel == SMS:
         sms_text = render_sms(content, fields)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.workspaces import current_workspace, get_campaign
 from audit.models import Action, record
 from campaigns.models import Campaign
 from campaigns.views import see_other
@@ -68,7 +69,7 @@ def new(request: HttpRequest, pk: int) -> HttpResponse:
 
 @csrf_protect
 def _new_page(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     if not campaign.is_editable:
         messages.error(request, _not_pending_message(campaign))
         return see_other(campaign.get_absolute_url())
@@ -77,7 +78,7 @@ def _new_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @csrf_protect
 def _upload(request: HttpRequest, pk: int, receiver: uploads.FileReceiver) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = get_campaign(request, pk)
     if not campaign.is_editable:
         messages.error(request, _not_pending_message(campaign))
         return see_other(campaign.get_absolute_url())
@@ -109,9 +110,13 @@ def _render_new(
     return render(request, "imports/new.html", context, status=status)
 
 
-def _get_import(pk: int, import_id: int) -> RecipientImport:
+def _get_import(request: HttpRequest, pk: int, import_id: int) -> RecipientImport:
+    """Return the import `import_id` of campaign `pk`, in the request's workspace, or 404."""
     return get_object_or_404(
-        RecipientImport.objects.select_related("campaign"), pk=import_id, campaign_id=pk
+        RecipientImport.objects.select_related("campaign"),
+        pk=import_id,
+        campaign_id=pk,
+        campaign__workspace_id=current_workspace(request).pk,
     )
 
 
@@ -120,7 +125,7 @@ def detail(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
     """Show the mapping form while the import waits for it, and its progress and report after."""
     # The stream position before the database, as on the campaign page.
     stream_position = streams.current_position(pk)
-    recipient_import = _get_import(pk, import_id)
+    recipient_import = _get_import(request, pk, import_id)
     if (
         recipient_import.status == RecipientImport.Status.MAPPING
         and recipient_import.campaign.is_editable
@@ -162,7 +167,7 @@ def _column_titles(recipient_import: RecipientImport) -> list[tuple[str, str]]:
 
 @require_POST
 def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
-    recipient_import = _get_import(pk, import_id)
+    recipient_import = _get_import(request, pk, import_id)
     if recipient_import.status == RecipientImport.Status.CANCELLED:
         messages.error(request, recipient_import.error or "This upload was discarded.")
         return see_other(recipient_import.get_absolute_url())
@@ -191,7 +196,7 @@ def confirm(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
 
 @require_POST
 def discard(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
-    recipient_import = _get_import(pk, import_id)
+    recipient_import = _get_import(request, pk, import_id)
     with transaction.atomic():
         discarded = recipient_import.transition(
             [RecipientImport.Status.MAPPING],
@@ -218,7 +223,7 @@ def discard(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
 
 @require_POST
 def cancel(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
-    recipient_import = _get_import(pk, import_id)
+    recipient_import = _get_import(request, pk, import_id)
     with transaction.atomic():
         cancelled = recipient_import.transition(
             [RecipientImport.Status.QUEUED, RecipientImport.Status.RUNNING],
@@ -257,7 +262,7 @@ def cancel(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
 
 @require_POST
 def run_again(request: HttpRequest, pk: int, import_id: int) -> HttpResponse:
-    recipient_import = _get_import(pk, import_id)
+    recipient_import = _get_import(request, pk, import_id)
     if recipient_import.status != RecipientImport.Status.FAILED:
         messages.error(request, "Only a failed import can be run again.")
         return see_other(recipient_import.get_absolute_url())
@@ -334,7 +339,9 @@ def _delete_file(recipient_import: RecipientImport) -> None:
 @require_GET
 async def report(request: HttpRequest, pk: int, import_id: int) -> StreamingHttpResponse:
     """Stream every report row of the import as CSV, in line order."""
-    recipient_import = await RecipientImport.objects.filter(pk=import_id, campaign_id=pk).afirst()
+    recipient_import = await RecipientImport.objects.filter(
+        pk=import_id, campaign_id=pk, campaign__workspace_id=current_workspace(request).pk
+    ).afirst()
     if recipient_import is None:
         raise Http404("Import not found.")
     stem = recipient_import.file_name.rsplit(".", 1)[0] or "import"

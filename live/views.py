@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.views.decorators.http import require_GET
 
 from accounts.middleware import unauthorized_without_login
-from campaigns.models import Campaign
+from accounts.workspaces import workspace_campaigns
 from live import streams
 from live.feeds import CampaignFeed
 from live.index_feed import IndexFeed
@@ -37,6 +38,7 @@ def _ids_error(ids_param: str, what: str) -> str | None:
 
 
 @unauthorized_without_login
+@require_GET
 async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Stream a campaign page's live updates as `text/event-stream`.
 
@@ -46,7 +48,7 @@ async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     `Last-Event-ID` header takes the place of `after`. 404 for an unknown
     campaign, 400 for malformed parameters.
     """
-    if not await Campaign.objects.filter(pk=pk).aexists():
+    if not await workspace_campaigns(request).filter(pk=pk).aexists():
         raise Http404("Campaign not found.")
     ids_param = request.GET.get("ids", "")
     if ids_param and (error := _ids_error(ids_param, "recipient")):
@@ -65,12 +67,16 @@ async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
 
 
 @unauthorized_without_login
+@require_GET
 async def index_stream(request: HttpRequest) -> HttpResponseBase:
     """Stream the live summary rows of the campaigns index as `text/event-stream`.
 
     Query parameter `ids`: the comma-separated ids of the campaigns that the
     page shows. Ids of campaigns that no longer exist are ignored. 400 when
     `ids` is missing, malformed or names more than MAX_INDEX_CAMPAIGNS campaigns.
+    Ids of another workspace's campaigns are ignored too, so the stream never
+    reveals whether they exist. 204 when no id is left, which ends the
+    browser's EventSource.
     """
     ids_param = request.GET.get("ids", "")
     if not ids_param:
@@ -82,7 +88,18 @@ async def index_stream(request: HttpRequest) -> HttpResponseBase:
     campaign_ids = frozenset(int(part) for part in ids_param.split(","))
     if len(campaign_ids) > MAX_INDEX_CAMPAIGNS:
         return _bad_request(f"ids may name at most {MAX_INDEX_CAMPAIGNS} campaigns.")
-    return _event_stream(IndexFeed(campaign_ids).events())
+    own_ids = frozenset(
+        [
+            campaign_id
+            async for campaign_id in workspace_campaigns(request)
+            .filter(pk__in=campaign_ids)
+            .values_list("pk", flat=True)
+        ]
+    )
+    if not own_ids:
+        # Nothing to follow. EventSource does not reconnect after a 204.
+        return HttpResponse(status=204)
+    return _event_stream(IndexFeed(own_ids).events())
 
 
 def _event_stream(events: AsyncIterator[str]) -> StreamingHttpResponse:

@@ -9,8 +9,8 @@ from suppressions.models import Suppression
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
     form = SuppressionAdminForm
-    list_display = ["__str__", "reason", "source_campaign", "created_at"]
-    list_filter = ["reason", "created_at"]
+    list_display = ["__str__", "workspace", "reason", "source_campaign", "created_at"]
+    list_filter = ["workspace", "reason", "created_at"]
     search_fields = ["email", "phone"]
     readonly_fields = ["created_at"]
     raw_id_fields = ["source_campaign"]

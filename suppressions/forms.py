@@ -32,6 +32,10 @@ class SuppressionAddForm(forms.Form):
         ),
     )
 
+    def __init__(self, *args: Any, workspace_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace_id = workspace_id
+
     def clean_address(self) -> str:
         value = self.cleaned_data["address"]
         try:
@@ -40,7 +44,7 @@ class SuppressionAddForm(forms.Form):
             raise ValidationError(str(exc)) from None
         if not email and not phone:
             raise ValidationError("Enter an email address or a phone number.")
-        if is_suppressed(email, phone):
+        if is_suppressed(email, phone, workspace_id=self.workspace_id):
             raise ValidationError(f"{email or phone} is already on the suppression list.")
         self.cleaned_data["email"] = email
         self.cleaned_data["phone"] = phone
@@ -87,7 +91,7 @@ class SuppressionAdminForm(forms.ModelForm):
 
     class Meta:
         model = Suppression
-        fields = ["email", "phone", "reason", "source_campaign"]
+        fields = ["workspace", "email", "phone", "reason", "source_campaign"]
 
     def clean_email(self) -> str:
         return _cleaned(clean_email, self.cleaned_data.get("email", ""))

@@ -32,10 +32,17 @@ class SuppressionReason(models.TextChoices):
 
 
 class Suppression(models.Model):
-    """One email address or one phone number that no campaign sends to."""
+    """One email address or one phone number that no campaign of a workspace sends to."""
 
     Reason = SuppressionReason
 
+    # No index of its own: the unique indexes start with workspace_id.
+    workspace = models.ForeignKey(
+        "accounts.Workspace",
+        on_delete=models.CASCADE,
+        related_name="suppressions",
+        db_index=False,
+    )
     email = models.CharField(max_length=254, blank=True)
     phone = models.CharField(max_length=32, blank=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)
@@ -63,15 +70,16 @@ class Suppression(models.Model):
                 name="suppression_reason_valid",
             ),
             models.UniqueConstraint(
+                "workspace",
                 Lower("email"),
                 condition=~Q(email=""),
-                name="suppression_unique_email",
+                name="suppression_workspace_email",
                 violation_error_message="This email address is already on the suppression list.",
             ),
             models.UniqueConstraint(
-                fields=["phone"],
+                fields=["workspace", "phone"],
                 condition=~Q(phone=""),
-                name="suppression_unique_phone",
+                name="suppression_workspace_phone",
                 violation_error_message="This phone number is already on the suppression list.",
             ),
         ]
@@ -97,20 +105,26 @@ class SuppressedAddresses(NamedTuple):
     phones: set[str]
 
 
-def is_suppressed(email: str, phone: str) -> bool:
-    """Return whether the email address or the phone number is on the suppression list.
+def is_suppressed(email: str, phone: str, *, workspace_id: int) -> bool:
+    """Return whether the email address or the phone number is on the workspace's list.
 
     Either may be empty. The values are normalised first, so "Ada@Example.COM "
     matches an entry for "ada@example.com".
     """
-    found = suppressed_among([email] if email else [], [phone] if phone else [])
+    found = suppressed_among(
+        [email] if email else [], [phone] if phone else [], workspace_id=workspace_id
+    )
     return bool(found.emails or found.phones)
 
 
 def suppressed_among(
-    emails: Iterable[str], phones: Iterable[str], *, normalized: bool = False
+    emails: Iterable[str],
+    phones: Iterable[str],
+    *,
+    workspace_id: int,
+    normalized: bool = False,
 ) -> SuppressedAddresses:
-    """Return which of `emails` and `phones` are on the suppression list.
+    """Return which of `emails` and `phones` are on the suppression list of a workspace.
 
     The sets contain the values as given, not their normalised forms, so a
     caller can look up its own recipients' values in them. One query for the
@@ -137,20 +151,22 @@ def suppressed_among(
                 SELECT v.given
                   FROM unnest(%s::text[], %s::text[]) AS v(given, normalized)
                  WHERE EXISTS (SELECT 1 FROM {Suppression._meta.db_table} AS s
-                                WHERE lower(s.email) = lower(v.normalized) AND s.email <> '')
+                                WHERE s.workspace_id = %s
+                                  AND lower(s.email) = lower(v.normalized) AND s.email <> '')
                 """,
                 [
                     given_emails,
                     given_emails
                     if normalized
                     else [normalize_email(email) for email in given_emails],
+                    workspace_id,
                 ],
             )
             found.emails.update(row[0] for row in cursor.fetchall())
     if phones_by_key:
-        matched = Suppression.objects.filter(phone__in=list(phones_by_key)).values_list(
-            "phone", flat=True
-        )
+        matched = Suppression.objects.filter(
+            workspace_id=workspace_id, phone__in=list(phones_by_key)
+        ).values_list("phone", flat=True)
         for key in matched:
             found.phones.update(phones_by_key[key])
     return found
@@ -161,9 +177,10 @@ def suppress(
     email: str = "",
     phone: str = "",
     reason: str,
+    workspace_id: int,
     campaign_id: int | None = None,
 ) -> tuple[Suppression, bool]:
-    """Add an email address or a phone number to the suppression list.
+    """Add an email address or a phone number to a workspace's suppression list.
 
     Returns the entry and whether this call created it. An address that is
     already on the list keeps its entry, with its first reason and campaign,
@@ -195,30 +212,33 @@ def suppress(
             # the deferred foreign key check would then fail the commit.
             cursor.execute(
                 f"""
-                INSERT INTO {table} (email, phone, reason, created_at, source_campaign_id)
-                VALUES (%s, %s, %s, %s,
-                        (SELECT id FROM {campaigns} WHERE id = %s FOR KEY SHARE))
+                INSERT INTO {table}
+                       (workspace_id, email, phone, reason, created_at, source_campaign_id)
+                VALUES (%s, %s, %s, %s, %s,
+                        (SELECT id FROM {campaigns}
+                          WHERE id = %s AND workspace_id = %s FOR KEY SHARE))
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """,
-                [email, phone, reason, timezone.now(), campaign_id],
+                [workspace_id, email, phone, reason, timezone.now(), campaign_id, workspace_id],
             )
             row = cursor.fetchone()
         if row is not None:
             return Suppression.objects.get(pk=row[0]), True
-        existing = _find(email, phone)
+        existing = _find(workspace_id, email, phone)
         if existing is not None:
             return existing, False
         # The entry that blocked the insert was deleted meanwhile: insert again.
     raise RuntimeError(f"Could not add {email or phone} to the suppression list.")
 
 
-def _find(email: str, phone: str) -> Suppression | None:
+def _find(workspace_id: int, email: str, phone: str) -> Suppression | None:
+    entries = Suppression.objects.filter(workspace_id=workspace_id)
     if email:
         return (
-            Suppression.objects.annotate(email_key=Lower("email"))
+            entries.annotate(email_key=Lower("email"))
             .filter(email_key=Lower(Value(email)))
             .exclude(email="")
             .first()
         )
-    return Suppression.objects.filter(phone=phone).first()
+    return entries.filter(phone=phone).first()

@@ -1,10 +1,16 @@
 """Signed unsubscribe tokens.
 
-A token carries a campaign id, a recipient id and the address (email or
-phone number) that the message went to. It is signed with SECRET_KEY under a
-salt of its own, so no other signed value of the app is accepted as a token. It
-does not expire, because people unsubscribe from old messages too. Changing
-SECRET_KEY invalidates every token sent until then.
+A token carries a workspace id, a campaign id, a recipient id and the
+address (email or phone number) that the message went to. The workspace
+names the suppression list that the address goes on, even after the
+campaign is deleted. Tokens signed before workspaces existed carry no
+workspace id: they are read as belonging to the campaign's workspace, or to
+the oldest workspace when the campaign is gone.
+
+A token is signed with SECRET_KEY under a salt of its own, so no other
+signed value of the app is accepted as a token. It does not expire, because
+people unsubscribe from old messages too. Changing SECRET_KEY invalidates
+every token sent until then.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class InvalidToken(ValueError):
 
 @dataclass(frozen=True)
 class UnsubscribeToken:
+    # None in a token signed before workspaces existed.
+    workspace_id: int | None
     campaign_id: int
     recipient_id: int
     address: str
@@ -35,11 +43,11 @@ class UnsubscribeToken:
         return "@" in self.address
 
 
-def make_token(campaign_id: int, recipient_id: int, address: str) -> str:
-    """Sign the campaign id, recipient id and address into a URL-safe token."""
+def make_token(campaign_id: int, recipient_id: int, address: str, *, workspace_id: int) -> str:
+    """Sign the workspace id, campaign id, recipient id and address into a URL-safe token."""
     # Not compressed: zlib seldom shortens so small a value, and a dispatch
     # signs one token per recipient.
-    return signing.dumps([campaign_id, recipient_id, address], salt=SALT)
+    return signing.dumps([workspace_id, campaign_id, recipient_id, address], salt=SALT)
 
 
 def read_token(token: str) -> UnsubscribeToken:
@@ -55,25 +63,33 @@ def read_token(token: str) -> UnsubscribeToken:
             "The unsubscribe link is invalid: it was changed or cut short. "
             "Open the link from the message again."
         ) from None
+    if isinstance(value, list) and len(value) == 3:
+        # Signed before workspaces existed.
+        value = [None, *value]
     if (
         not isinstance(value, list)
-        or len(value) != 3
-        or not all(type(part) is int for part in value[:2])
-        or not isinstance(value[2], str)
-        or not value[2]
+        or len(value) != 4
+        or not (value[0] is None or type(value[0]) is int)
+        or not all(type(part) is int for part in value[1:3])
+        or not isinstance(value[3], str)
+        or not value[3]
     ):
         raise InvalidToken("The unsubscribe link is invalid: its content is malformed.")
-    return UnsubscribeToken(campaign_id=value[0], recipient_id=value[1], address=value[2])
+    return UnsubscribeToken(
+        workspace_id=value[0], campaign_id=value[1], recipient_id=value[2], address=value[3]
+    )
 
 
-def unsubscribe_urls(campaign_id: int, recipient_id: int, address: str) -> tuple[str, str]:
+def unsubscribe_urls(
+    campaign_id: int, recipient_id: int, address: str, *, workspace_id: int
+) -> tuple[str, str]:
     """Return the absolute URLs of the unsubscribe page and of its one-click POST.
 
     The second goes into a message's `List-Unsubscribe` header, together with
     `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058). Both start
     with SITE_URL.
     """
-    token = make_token(campaign_id, recipient_id, address)
+    token = make_token(campaign_id, recipient_id, address, workspace_id=workspace_id)
     page, one_click = _paths()
     return (
         settings.SITE_URL + page.replace(_PLACEHOLDER, token),

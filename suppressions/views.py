@@ -13,6 +13,9 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from accounts.models import Workspace, default_workspace
+from accounts.workspaces import current_workspace
+from campaigns.models import Campaign
 from campaigns.views import see_other
 from suppressions.forms import SuppressionAddForm, SuppressionSearchForm
 from suppressions.models import Suppression, SuppressionReason, is_suppressed, suppress
@@ -31,12 +34,16 @@ UNSUBSCRIBE_METHODS = [*READ_METHODS, "POST"]
 @require_http_methods(["GET", "POST"])
 def index(request: HttpRequest) -> HttpResponse:
     """Show the suppression list with a search (GET), or add an entry from the form (POST)."""
-    add_form = SuppressionAddForm(request.POST if request.method == "POST" else None)
+    workspace = current_workspace(request)
+    add_form = SuppressionAddForm(
+        request.POST if request.method == "POST" else None, workspace_id=workspace.pk
+    )
     if request.method == "POST" and add_form.is_valid():
         entry, created = suppress(
             email=add_form.cleaned_data["email"],
             phone=add_form.cleaned_data["phone"],
             reason=SuppressionReason.OPERATOR,
+            workspace_id=workspace.pk,
         )
         if created:
             logger.info("suppression %s: added by an operator", entry.pk)
@@ -47,7 +54,11 @@ def index(request: HttpRequest) -> HttpResponse:
         return see_other(reverse("suppressions:index"))
 
     search_form = SuppressionSearchForm(request.GET)
-    entries = Suppression.objects.select_related("source_campaign").order_by("-created_at", "-id")
+    entries = (
+        Suppression.objects.filter(workspace=workspace)
+        .select_related("source_campaign")
+        .order_by("-created_at", "-id")
+    )
     status = 422 if add_form.is_bound else 200
     if search_form.is_valid():
         entries = search_form.filter(entries)
@@ -67,7 +78,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask for confirmation (GET), then remove the entry from the suppression list (POST)."""
-    entry = get_object_or_404(Suppression, pk=pk)
+    entry = get_object_or_404(Suppression, pk=pk, workspace=current_workspace(request))
     if request.method == "GET":
         return render(request, "suppressions/confirm_delete.html", {"entry": entry})
     entry.delete()
@@ -150,7 +161,8 @@ def _confirmation_page(request: HttpRequest, token: str) -> HttpResponse:
         logger.info("unsubscribe page rejected: %s", exc)
         return _invalid_link_page(request, exc)
     email, phone = _email_and_phone(unsubscribe_token)
-    if is_suppressed(email, phone):
+    workspace_id = _token_workspace(unsubscribe_token)
+    if workspace_id is not None and is_suppressed(email, phone, workspace_id=workspace_id):
         return render(
             request,
             "suppressions/unsubscribed.html",
@@ -173,10 +185,21 @@ def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
     # address is suppressed all the same, and `suppress` records the
     # campaign only while it exists.
     email, phone = _email_and_phone(token)
+    workspace_id = _token_workspace(token)
+    if workspace_id is None:
+        # The workspace was deleted with its campaigns, so nothing will be
+        # sent from it again: the person is unsubscribed without an entry.
+        logger.info(
+            "unsubscribe through %s for a deleted workspace (campaign %s): nothing to record",
+            source,
+            token.campaign_id,
+        )
+        return
     entry, created = suppress(
         email=email,
         phone=phone,
         reason=SuppressionReason.UNSUBSCRIBED,
+        workspace_id=workspace_id,
         campaign_id=token.campaign_id,
     )
     logger.info(
@@ -187,6 +210,25 @@ def _unsubscribe(token: UnsubscribeToken, source: str) -> None:
         token.campaign_id,
         token.recipient_id,
     )
+
+
+def _token_workspace(token: UnsubscribeToken) -> int | None:
+    """Return the id of the workspace whose suppression list the token's address goes on,
+    or None when that workspace was deleted.
+
+    A token signed before workspaces existed names none: the campaign's
+    workspace is used, or the oldest workspace when the campaign is gone,
+    which is where the migration put every earlier campaign.
+    """
+    if token.workspace_id is not None:
+        exists = Workspace.objects.filter(pk=token.workspace_id).exists()
+        return token.workspace_id if exists else None
+    campaign_workspace = (
+        Campaign.objects.filter(pk=token.campaign_id).values_list("workspace_id", flat=True).first()
+    )
+    if campaign_workspace is not None:
+        return campaign_workspace
+    return default_workspace().pk
 
 
 def _email_and_phone(token: UnsubscribeToken) -> tuple[str, str]:

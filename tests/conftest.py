@@ -15,7 +15,7 @@ from django.test import AsyncClient, Client
 from campaigns.models import Campaign, Recipient
 from config.test_settings import RUN_ID
 from live import streams
-from tests.factories import MESSAGE_CONTENT, operator_user
+from tests.factories import MESSAGE_CONTENT, operator_user, operator_workspace
 from tests.servers import free_port
 from tests.smtp import SMTP_BACKEND, RecordingHandler
 
@@ -149,6 +149,7 @@ def make_campaign() -> Callable[..., Campaign]:
         recipients: list[dict[str, str]] | None = None,
         **fields: Any,
     ) -> Campaign:
+        fields.setdefault("workspace", operator_workspace())
         campaign = Campaign.objects.create(name=name, **{**MESSAGE_CONTENT, **fields})
         if recipients is None:
             recipients = [

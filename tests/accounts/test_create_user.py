@@ -13,6 +13,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import Membership, Role, Workspace
+from campaigns.models import Campaign
+
 pytestmark = pytest.mark.django_db
 
 
@@ -34,7 +37,10 @@ def test_create_user_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
     user = get_user_model().objects.get(username="ada")
-    assert output == "Created user ada.\n"
+    assert output == (
+        "Created user ada, owner of the new workspace “Default workspace” "
+        f"(id {Workspace.objects.get().pk}).\n"
+    )
     assert user.email == "ada@example.com"
     assert user.check_password("a-long-passphrase-5521")
     assert not user.is_staff
@@ -96,3 +102,94 @@ def test_demo_prints_working_sign_in(settings: Any) -> None:
     assert not client.login(username="demo", password=first.group(1))
     assert client.login(username="demo", password=second)
     assert client.get(reverse("campaigns:index")).status_code == 200
+
+
+def test_demo_campaign_and_user_share_a_workspace() -> None:
+    other = Workspace.objects.create(name="Elsewhere")
+    out = io.StringIO()
+    call_command("create_demo_campaign", "--workspace", "Demo team", stdout=out)
+    password = re.findall(r"with the password (\S+) and press", out.getvalue())[-1]
+
+    campaign = Campaign.objects.get()
+    assert campaign.workspace.name == "Demo team"
+    assert "in the workspace “Demo team”" in out.getvalue()
+    client = Client()
+    assert client.login(username="demo", password=password)
+    assert client.get(campaign.get_absolute_url()).status_code == 200
+    # The demo user joined only the workspace of the demo.
+    assert not Membership.objects.filter(workspace=other).exists()
+
+
+def test_first_user_owns_the_default_workspace_and_later_ones_are_members(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create_user(monkeypatch, "ada", "--password-stdin", stdin="a-long-passphrase-5521")
+    output = create_user(monkeypatch, "grace", "--password-stdin", stdin="a-long-passphrase-5521")
+
+    workspace = Workspace.objects.get()
+    assert workspace.name == "Default workspace"
+    roles = dict(Membership.objects.values_list("user__username", "role"))
+    assert roles == {"ada": Role.OWNER, "grace": Role.MEMBER}
+    assert output.startswith("Created user grace, member of the workspace “Default workspace”")
+
+
+def test_create_user_in_named_workspace_with_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    create_user(monkeypatch, "ada", "--password-stdin", stdin="a-long-passphrase-5521")
+    create_user(
+        monkeypatch,
+        "grace",
+        "--workspace",
+        "Research",
+        "--role",
+        "member",
+        "--password-stdin",
+        stdin="a-long-passphrase-5521",
+    )
+    research = Workspace.objects.get(name="Research")
+    output = create_user(
+        monkeypatch,
+        "alan",
+        "--workspace",
+        str(research.pk),
+        "--role",
+        "owner",
+        "--password-stdin",
+        stdin="a-long-passphrase-5521",
+    )
+
+    members = dict(
+        Membership.objects.filter(workspace=research).values_list("user__username", "role")
+    )
+    assert members == {"grace": Role.MEMBER, "alan": Role.OWNER}
+    assert "owner of the workspace “Research”" in output
+
+
+@pytest.mark.parametrize(
+    ("workspace", "message"),
+    [
+        ("999999", "No workspace has the id 999999."),
+        ("Twins", "Several workspaces are named 'Twins' (ids "),
+        ("   ", "The workspace name is empty."),
+        ("x" * 101, "A workspace name has at most 100 characters."),
+    ],
+)
+def test_create_user_rejects_bad_workspace(
+    monkeypatch: pytest.MonkeyPatch, workspace: str, message: str
+) -> None:
+    Workspace.objects.create(name="Twins")
+    Workspace.objects.create(name="Twins")
+
+    with pytest.raises(CommandError) as raised:
+        create_user(
+            monkeypatch,
+            "ada",
+            "--workspace",
+            workspace,
+            "--password-stdin",
+            stdin="long-pass-5521x",
+        )
+
+    assert str(raised.value).startswith(message)
+    # Nothing was created: neither the user nor a workspace.
+    assert not get_user_model().objects.exists()
+    assert Workspace.objects.count() == 2

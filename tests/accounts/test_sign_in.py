@@ -18,7 +18,7 @@ from django.urls import reverse
 from accounts import throttle
 from campaigns.models import Campaign
 from suppressions.tokens import make_token
-from tests.factories import OPERATOR_PASSWORD
+from tests.factories import OPERATOR_PASSWORD, operator_workspace
 from tests.servers import free_port
 from tests.smtp import RecordingHandler
 
@@ -80,7 +80,7 @@ def test_actions_redirect_without_change(
 
 
 def test_unsubscribe_needs_no_sign_in(anonymous_client: Client) -> None:
-    token = make_token(1, 2, "ada@example.com")
+    token = make_token(1, 2, "ada@example.com", workspace_id=operator_workspace().pk)
 
     page = anonymous_client.get(reverse("suppressions:unsubscribe", args=[token]))
     one_click = anonymous_client.post(

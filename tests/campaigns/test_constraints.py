@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -46,9 +47,10 @@ def test_unknown_campaign_status_insert_rejected() -> None:
     ):
         cursor.execute(
             f"INSERT INTO {Campaign._meta.db_table}"
-            " (name, status, created_at, pause_reason, processed_since_resume,"
+            " (workspace_id, name, status, created_at, pause_reason, processed_since_resume,"
             " failed_since_resume)"
-            " VALUES ('Raw insert', 'bogus', now(), '', 0, 0)"
+            " VALUES (%s, 'Raw insert', 'bogus', now(), '', 0, 0)",
+            [operator_workspace().pk],
         )
 
     assert violated_constraint(raised.value) == "campaign_status_valid"

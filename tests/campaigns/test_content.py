@@ -20,6 +20,7 @@ from campaigns.content import (
 )
 from campaigns.models import Campaign
 from tests.campaigns.campaign_form import existing_rows, form_data
+from tests.factories import operator_workspace
 
 MakeCampaign = Callable[..., Campaign]
 
@@ -246,7 +247,7 @@ def test_sandbox_rejects_filter(source: str) -> None:
 def test_stored_escape_renders_nothing() -> None:
     # Content written past the form, straight to the database, still goes
     # through the checking parser when it is rendered.
-    campaign = Campaign.objects.create(name="Bypass")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Bypass")
     Campaign.objects.filter(pk=campaign.pk).update(
         email_text="{{ settings.SECRET_KEY }}", sms_text="Hi"
     )
@@ -597,8 +598,9 @@ def test_raw_insert_gets_blank_content() -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Campaign._meta.db_table}"
-            " (name, status, created_at, pause_reason, processed_since_resume,"
-            " failed_since_resume) VALUES ('Raw', 'pending', now(), '', 0, 0) RETURNING id"
+            " (workspace_id, name, status, created_at, pause_reason, processed_since_resume,"
+            " failed_since_resume) VALUES (%s, 'Raw', 'pending', now(), '', 0, 0) RETURNING id",
+            [operator_workspace().pk],
         )
         row = cursor.fetchone()
     assert row is not None

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from campaigns.models import Campaign, Recipient
-from tests.factories import MESSAGE_CONTENT
+from tests.factories import MESSAGE_CONTENT, operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +101,9 @@ def typed_value(name: str, value: str) -> str:
 
 def test_edit_form_with_max_rows_fits_limits(client: Client) -> None:
     rows = settings.MAX_RECIPIENT_ROWS
-    campaign = Campaign.objects.create(name="Largest form", **MESSAGE_CONTENT)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Largest form", **MESSAGE_CONTENT
+    )
     Recipient.objects.bulk_create(
         Recipient(campaign=campaign, name=f"Person {n}", email=f"person{n}@example.com")
         for n in range(rows)

@@ -8,6 +8,7 @@ import pytest
 from django.apps import apps
 
 from campaigns.models import Campaign, Recipient
+from tests.factories import operator_workspace
 
 migration = importlib.import_module("campaigns.migrations.0008_phone_numbers_e164")
 
@@ -20,8 +21,8 @@ def stored(campaign: Campaign) -> list[str]:
 
 def test_numbers_become_e164_unless_taken_or_invalid(settings) -> None:
     settings.PHONE_DEFAULT_REGION = "US"
-    campaign = Campaign.objects.create(name="Old data")
-    other = Campaign.objects.create(name="Other")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Old data")
+    other = Campaign.objects.create(workspace=operator_workspace(), name="Other")
     # As earlier versions stored them: typed digits without separators.
     # update() skips Recipient.save(), which would normalise them now.
     old_values = ["2025550101", "+12025550102", "(202)5550101", "12345", "+1202555010x"]

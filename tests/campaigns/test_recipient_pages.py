@@ -259,10 +259,10 @@ def test_query_count_bounded(
 
     # The bound is the same for 3 and 500 recipients, so no query runs per row.
     # One of the queries reads the import that the page shows, one the
-    # signed-in user's session (the user is read with it), and one the
-    # activity log's newest events.
+    # signed-in user's session (the user is read with it), one the user's
+    # workspaces, and one the activity log's newest events.
     for campaign in (small, large):
-        with django_assert_max_num_queries(7):
+        with django_assert_max_num_queries(8):
             status, _html = get(client, campaign, **params)
         assert status == 200
 

@@ -28,6 +28,7 @@ from campaigns.models import Campaign, DeliveryAttempt, Recipient, StatusCountCh
 from dispatch.providers import Delivery
 from suppressions.models import Suppression, SuppressionReason, suppress
 from suppressions.tokens import UnsubscribeToken, read_token
+from tests.factories import operator_workspace
 from tests.smtp import RecordingHandler
 
 pytestmark = pytest.mark.django_db
@@ -472,7 +473,12 @@ def test_rejects_suppressed_address(
     address: str,
     cleaned_address: str,
 ) -> None:
-    suppress(email=entry_email, phone=entry_phone, reason=SuppressionReason.OPERATOR)
+    suppress(
+        email=entry_email,
+        phone=entry_phone,
+        reason=SuppressionReason.OPERATOR,
+        workspace_id=operator_workspace().pk,
+    )
 
     response = client.post(send_url(campaign), {"address": address})
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
 from dispatch import claims
 from dispatch.claims import Outcome
-from tests.factories import MESSAGE_CONTENT
+from tests.factories import MESSAGE_CONTENT, operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -208,7 +208,9 @@ def test_claim_does_not_scan_processed_recipients():
     # Statistics taken while every recipient was queued, as when a large
     # campaign has just started, make a scan of the primary key in id order
     # look cheap. Such a scan reads every processed recipient on each claim.
-    campaign = Campaign.objects.create(name="Large", **MESSAGE_CONTENT)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Large", **MESSAGE_CONTENT
+    )
     Recipient.objects.bulk_create(
         Recipient(campaign=campaign, email=f"r{i}@example.com") for i in range(3000)
     )

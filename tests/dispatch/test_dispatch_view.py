@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from campaigns.models import Campaign
+from tests.factories import operator_workspace
 
 
 def dispatch_url(campaign: Campaign) -> str:
@@ -46,7 +47,7 @@ def test_second_dispatch_enqueues_nothing(client, make_campaign, job_queue):
 
 @pytest.mark.django_db(transaction=True)
 def test_dispatch_refuses_empty_campaign(client, job_queue):
-    campaign = Campaign.objects.create(name="Nobody")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Nobody")
 
     response = client.post(dispatch_url(campaign), follow=True)
 

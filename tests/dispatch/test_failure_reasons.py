@@ -18,7 +18,7 @@ from suppressions.redaction import REDACTED
 from suppressions.tokens import unsubscribe_urls
 from tests.dispatch.fakes import TEST_ENGINE_SETTINGS, RecordingProvider
 
-PAGE_URL = unsubscribe_urls(7, 42, "ada@example.com")[0]
+PAGE_URL = unsubscribe_urls(7, 42, "ada@example.com", workspace_id=3)[0]
 TOKEN = PAGE_URL.rsplit("/", 1)[1]
 # A message as an ESP's error response might repeat it, with the link and a long body.
 ECHOED_MESSAGE = {

@@ -18,11 +18,13 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import Workspace
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
 from dispatch import claims
 from dispatch.engine import run_campaign
 from suppressions.models import Suppression, SuppressionReason, suppress
 from tests.dispatch.fakes import engine_settings
+from tests.factories import operator_workspace
 from tests.smtp import RecordingHandler
 
 pytestmark = pytest.mark.django_db
@@ -292,7 +294,11 @@ def test_unsubscribed_address_suppressed_later(
 def test_suppressed_phone_stops_email_to_the_same_recipient(
     real_providers: RecordingHandler, make_campaign: MakeCampaign
 ) -> None:
-    suppress(phone="+1 (202) 555-0101", reason=SuppressionReason.OPERATOR)
+    suppress(
+        phone="+1 (202) 555-0101",
+        reason=SuppressionReason.OPERATOR,
+        workspace_id=operator_workspace().pk,
+    )
     campaign = make_campaign(
         recipients=[{"name": "Ada", "email": "ada@example.com", "phone_number": "+12025550101"}],
         **CONTENT,
@@ -304,6 +310,28 @@ def test_suppressed_phone_stops_email_to_the_same_recipient(
     assert ada.status == Recipient.Status.SUPPRESSED
     assert ada.failure_reason == "not sent: the phone number is on the suppression list"
     assert real_providers.messages == []
+
+
+def test_suppression_list_belongs_to_one_workspace(
+    real_providers: RecordingHandler, make_campaign: MakeCampaign
+) -> None:
+    elsewhere = Workspace.objects.create(name="Elsewhere")
+    suppress(email="ada@example.com", reason=SuppressionReason.OPERATOR, workspace_id=elsewhere.pk)
+    ours = make_campaign(recipients=[{"name": "Ada", "email": "ada@example.com"}], **CONTENT)
+    theirs = make_campaign(
+        name="Theirs",
+        recipients=[{"name": "Ada", "email": "ada@example.com"}],
+        workspace=elsewhere,
+        **CONTENT,
+    )
+
+    dispatch(ours)
+    dispatch(theirs)
+
+    # The other workspace's list stops its own campaign only.
+    assert ours.recipients.get().status == Recipient.Status.SENT
+    assert theirs.recipients.get().status == Recipient.Status.SUPPRESSED
+    assert list(received(real_providers)) == ["ada@example.com"]
 
 
 def test_non_ascii_local_part_fails_readably(

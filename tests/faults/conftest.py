@@ -21,7 +21,7 @@ from config.celery import app as celery_app
 from dispatch.tasks import start_campaign_task
 from localdev.private_redis import PrivateRedis
 from localdev.urls import RedisTarget, parse_redis_url
-from tests.factories import MESSAGE_CONTENT
+from tests.factories import MESSAGE_CONTENT, operator_workspace
 from tests.faults.cluster import (
     DispatchCluster,
     cluster_environment,
@@ -46,7 +46,9 @@ def create_campaign() -> Callable[..., Campaign]:
 
     def create(count: int, **fields: object) -> Campaign:
         campaign = Campaign.objects.create(
-            name=f"Fault test, {count} recipients", **{**MESSAGE_CONTENT, **fields}
+            workspace=operator_workspace(),
+            name=f"Fault test, {count} recipients",
+            **{**MESSAGE_CONTENT, **fields},
         )
         Recipient.objects.bulk_create(
             (

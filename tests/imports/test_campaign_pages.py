@@ -11,6 +11,7 @@ from django.urls import reverse
 from campaigns.models import Campaign, Recipient
 from imports.jobs import run_import
 from imports.models import RecipientImport
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ CSV = "name,email,phone\nAda,ada@example.com,\n"
 
 
 def test_header_only_report_text(client: Client, queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\n")
     run_import(recipient_import.pk)
 
@@ -29,7 +30,7 @@ def test_header_only_report_text(client: Client, queued_import: Any) -> None:
 
 
 def test_delete_page_mentions_import(client: Client, queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
 
@@ -40,7 +41,7 @@ def test_delete_page_mentions_import(client: Client, queued_import: Any) -> None
 
 
 def test_duplicate_during_import_warns(client: Client, queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
 

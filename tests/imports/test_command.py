@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 
 from campaigns.models import Campaign, Recipient
 from imports.models import RecipientImport
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def source(tmp_path: Path) -> Path:
 
 
 def test_command_imports_and_writes_report(source: Path, tmp_path: Path) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     report = tmp_path / "report.csv"
 
     output = run(campaign.pk, source, "--report", report)
@@ -61,7 +62,7 @@ def test_command_imports_and_writes_report(source: Path, tmp_path: Path) -> None
 def test_command_columns_by_title_or_number(tmp_path: Path) -> None:
     path = tmp_path / "odd.csv"
     path.write_text("who,contact\nAda,ada@example.com\n", encoding="utf-8")
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
 
     run(campaign.pk, path, "--name", "WHO", "--email", "2")
 
@@ -71,7 +72,7 @@ def test_command_columns_by_title_or_number(tmp_path: Path) -> None:
 def test_command_needs_contact_column(tmp_path: Path) -> None:
     path = tmp_path / "odd.csv"
     path.write_text("who,notes\nAda,likes engines\n", encoding="utf-8")
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
 
     with pytest.raises(CommandError, match="1 “who”, 2 “notes”"):
         run(campaign.pk, path)
@@ -80,14 +81,16 @@ def test_command_needs_contact_column(tmp_path: Path) -> None:
 
 
 def test_command_rejects_dispatched_campaign(source: Path) -> None:
-    campaign = Campaign.objects.create(name="Launch", status=Campaign.Status.COMPLETED)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Launch", status=Campaign.Status.COMPLETED
+    )
 
     with pytest.raises(CommandError, match="only be imported into a pending campaign"):
         run(campaign.pk, source)
 
 
 def test_command_rejects_bad_arguments(source: Path) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
 
     with pytest.raises(CommandError, match="No campaign has the id"):
         run(campaign.pk + 1000, source)
@@ -100,7 +103,7 @@ def test_command_rejects_bad_arguments(source: Path) -> None:
 def test_command_rejects_non_csv_file(tmp_path: Path, import_files_dir: Path) -> None:
     path = tmp_path / "photo.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
 
     with pytest.raises(CommandError):
         run(campaign.pk, path)
@@ -118,7 +121,7 @@ def test_command_rejects_non_csv_file(tmp_path: Path, import_files_dir: Path) ->
     ],
 )
 def test_command_rejects_invalid_mapping(source: Path, options: list[str], message: str) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
 
     with pytest.raises(CommandError, match=message):
         run(campaign.pk, source, *options)
@@ -130,7 +133,7 @@ def test_command_rejects_invalid_mapping(source: Path, options: list[str], messa
 def test_command_rejects_oversized_file(source: Path, settings: Any) -> None:
     settings.IMPORT_MAX_FILE_MEGABYTES = 1
     source.write_bytes(b"email\n" + b"a@example.com\n" * 100_000)
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
 
     with pytest.raises(
         CommandError,

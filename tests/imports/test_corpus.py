@@ -20,6 +20,7 @@ from django.core.management import CommandError, call_command
 
 from campaigns.models import Campaign, Recipient
 from imports.models import RecipientImport
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -201,7 +202,7 @@ def test_corpus_outcomes_cover_every_file() -> None:
 @pytest.mark.parametrize("name", sorted(OUTCOMES))
 def test_corpus_file_import(name: str) -> None:
     outcome = OUTCOMES[name]
-    campaign = Campaign.objects.create(name="Corpus")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Corpus")
     if name == "rows/duplicates.csv":
         Recipient.objects.create(campaign=campaign, email="Existing@example.com")
         Recipient.objects.create(campaign=campaign, phone_number="+12025550199")
@@ -232,7 +233,7 @@ def test_corpus_file_import(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(UNREADABLE))
 def test_unreadable_corpus_file(name: str, import_files_dir: Path) -> None:
-    campaign = Campaign.objects.create(name="Corpus")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Corpus")
 
     with pytest.raises(CommandError, match=re.escape(UNREADABLE[name])):
         call_command("import_recipients", str(campaign.pk), str(FILES / name), stdout=StringIO())
@@ -243,7 +244,7 @@ def test_unreadable_corpus_file(name: str, import_files_dir: Path) -> None:
 
 def test_example_file_matches_readme() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "recipients.csv"
-    campaign = Campaign.objects.create(name="Example")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Example")
 
     call_command("import_recipients", str(campaign.pk), str(example), stdout=StringIO())
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from campaigns.models import Campaign, Recipient
 from imports.jobs import run_import
 from imports.models import RecipientImport
-from tests.factories import MESSAGE_CONTENT
+from tests.factories import MESSAGE_CONTENT, operator_workspace
 
 CSV = "name,email,phone\nAda,ada@example.com,\n"
 
@@ -20,7 +20,9 @@ CSV = "name,email,phone\nAda,ada@example.com,\n"
 @pytest.mark.django_db
 @pytest.mark.parametrize("status", [RecipientImport.Status.QUEUED, RecipientImport.Status.RUNNING])
 def test_dispatch_rejected_during_import(client: Any, queued_import: Any, status: str) -> None:
-    campaign = Campaign.objects.create(name="Launch", **MESSAGE_CONTENT)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Launch", **MESSAGE_CONTENT
+    )
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=status)
 
@@ -42,7 +44,9 @@ def test_dispatch_rejected_during_import(client: Any, queued_import: Any, status
     ],
 )
 def test_finished_imports_allow_dispatch(queued_import: Any, status: str) -> None:
-    campaign = Campaign.objects.create(name="Launch", **MESSAGE_CONTENT)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Launch", **MESSAGE_CONTENT
+    )
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     queued_import(campaign, CSV, status=status)
 
@@ -53,7 +57,9 @@ def test_finished_imports_allow_dispatch(queued_import: Any, status: str) -> Non
 def test_file_only_campaign_waits_for_import(
     queued_import: Any,
 ) -> None:
-    campaign = Campaign.objects.create(name="Launch", **MESSAGE_CONTENT)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Launch", **MESSAGE_CONTENT
+    )
     recipient_import = queued_import(campaign, CSV)
 
     assert campaign.start() is False
@@ -64,7 +70,9 @@ def test_file_only_campaign_waits_for_import(
 
 @pytest.mark.django_db(transaction=True)
 def test_dispatch_waits_for_queueing_import(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch", **MESSAGE_CONTENT)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Launch", **MESSAGE_CONTENT
+    )
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     locked = threading.Event()
     release = threading.Event()

@@ -11,6 +11,7 @@ from campaigns.models import Campaign, Recipient
 from imports import jobs
 from imports.jobs import run_import, staging_table
 from imports.models import ImportIssue, RecipientImport
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def staging_exists(import_id: int) -> bool:
 
 
 def test_valid_rows_added_normalised_in_order(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign,
         "name,email,phone\n"
@@ -59,7 +60,7 @@ def test_valid_rows_added_normalised_in_order(queued_import: Any) -> None:
 
 
 def test_invalid_rows_reported_with_raw_values(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign,
         "name,email,phone\n"
@@ -95,7 +96,7 @@ def test_invalid_rows_reported_with_raw_values(queued_import: Any) -> None:
 
 
 def test_duplicates_within_file_skipped(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign,
         "name,email,phone\n"
@@ -122,7 +123,7 @@ def test_duplicates_within_file_skipped(queued_import: Any) -> None:
 
 
 def test_rows_already_in_campaign_skipped(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     Recipient.objects.create(campaign=campaign, name="Ada", email="Ada@Example.com")
     Recipient.objects.create(campaign=campaign, name="Grace", phone_number="+12025550102")
     recipient_import = queued_import(
@@ -141,7 +142,7 @@ def test_rows_already_in_campaign_skipped(queued_import: Any) -> None:
 
 
 def test_first_and_last_names_joined(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign,
         "First;Last;Mail\nAda;Lovelace;ada@example.com\n;Hopper;grace@example.com\n",
@@ -157,7 +158,7 @@ def test_first_and_last_names_joined(queued_import: Any) -> None:
 
 
 def test_headerless_file_keeps_first_row(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign, "ada@example.com\ngrace@example.com\n", has_header=False, email_column=0
     )
@@ -171,7 +172,7 @@ def test_headerless_file_keeps_first_row(queued_import: Any) -> None:
 
 
 def test_phones_read_in_import_region(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,,07911 123456\n", region="GB")
 
     run_import(recipient_import.pk)
@@ -180,7 +181,7 @@ def test_phones_read_in_import_region(queued_import: Any) -> None:
 
 
 def test_header_only_file_adds_nothing(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\n")
 
     run_import(recipient_import.pk)
@@ -191,7 +192,7 @@ def test_header_only_file_adds_nothing(queued_import: Any) -> None:
 
 
 def test_windows_1252_file(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign, "name,email,phone\nRené “Ren” Müller,rene@example.com,\n", encoding="cp1252"
     )
@@ -203,7 +204,7 @@ def test_windows_1252_file(queued_import: Any) -> None:
 
 def test_row_limit_fails_import(queued_import: Any, settings: Any) -> None:
     settings.IMPORT_MAX_ROWS = 2
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign, "name,email,phone\na,a@example.com,\nb,b@example.com,\nc,c@example.com,\n"
     )
@@ -217,7 +218,7 @@ def test_row_limit_fails_import(queued_import: Any, settings: Any) -> None:
 
 
 def test_import_runs_once(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
 
     assert run_import(recipient_import.pk) is True
@@ -227,7 +228,7 @@ def test_import_runs_once(queued_import: Any) -> None:
 
 
 def test_missing_file_fails_import(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
     recipient_import.path.unlink()
 
@@ -239,7 +240,7 @@ def test_missing_file_fails_import(queued_import: Any) -> None:
 
 
 def test_dispatched_campaign_gets_nothing(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     Recipient.objects.create(campaign=campaign, email="first@example.com")
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
     # The campaign leaves `pending` after the import was queued, as a
@@ -258,7 +259,7 @@ def test_dispatched_campaign_gets_nothing(queued_import: Any) -> None:
 def test_final_transaction_error_adds_nothing(
     queued_import: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(
         campaign,
         "name,email,phone\nAda,ada@example.com,\nGrace,grace@example.com,\nAda,ada@example.com,\n",
@@ -278,7 +279,7 @@ def test_final_transaction_error_adds_nothing(
 
 
 def test_read_error_adds_nothing(queued_import: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     rows = "".join(f"P{n},p{n}@example.com,\n" for n in range(20))
     recipient_import = queued_import(campaign, "name,email,phone\n" + rows)
     monkeypatch.setattr(jobs, "CHUNK_ROWS", 5)
@@ -305,7 +306,7 @@ def test_read_error_adds_nothing(queued_import: Any, monkeypatch: pytest.MonkeyP
 def test_cancel_during_run_adds_nothing(
     queued_import: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     rows = "".join(f"P{n},p{n}@example.com,\n" for n in range(20))
     recipient_import = queued_import(campaign, "name,email,phone\n" + rows)
     monkeypatch.setattr(jobs, "CHUNK_ROWS", 5)
@@ -321,7 +322,7 @@ def test_cancel_during_run_adds_nothing(
 
 
 def test_progress_published_on_stream(queued_import: Any, listen: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     listener = listen(campaign)
     recipient_import = queued_import(campaign, "name,email,phone\nAda,ada@example.com,\n")
 
@@ -344,7 +345,7 @@ def test_worker_processes_validate_rows(
     settings.IMPORT_PROCESSES = 2
     monkeypatch.setattr(jobs, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(jobs, "CHUNK_ROWS", 100)
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     rows = "".join(f"P{n},p{n}@example.com,\n" for n in range(1000))
     recipient_import = queued_import(campaign, "name,email,phone\n" + rows + "Bad,bad@,\n")
 

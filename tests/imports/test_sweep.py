@@ -16,6 +16,7 @@ from campaigns.models import Campaign
 from imports.jobs import IMPORT_LOCK_NAMESPACE, run_import, staging_table
 from imports.models import RecipientImport
 from imports.sweep import IMPORT_MAX_ATTEMPTS, sweep_imports
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def decoded_args(job_queue: Any) -> list[int]:
 
 
 def test_sweep_requeues_dead_job(queued_import: Any, job_queue: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
     RecipientImport.objects.filter(pk=recipient_import.pk).update(attempts=1)
 
@@ -52,7 +53,7 @@ def test_sweep_requeues_dead_job(queued_import: Any, job_queue: Any) -> None:
 
 
 def test_sweep_spares_live_job(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
 
     # This connection stands for the live job: the sweep's own check takes
@@ -74,7 +75,7 @@ def test_sweep_spares_live_job(queued_import: Any) -> None:
 
 
 def test_sweep_fails_after_max_attempts(queued_import: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     recipient_import = queued_import(campaign, CSV, status=RecipientImport.Status.RUNNING)
     RecipientImport.objects.filter(pk=recipient_import.pk).update(attempts=IMPORT_MAX_ATTEMPTS)
 
@@ -87,12 +88,14 @@ def test_sweep_fails_after_max_attempts(queued_import: Any) -> None:
 
 
 def test_sweep_resends_stale_queued_import(queued_import: Any, job_queue: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     waiting = queued_import(campaign, CSV)
     RecipientImport.objects.filter(pk=waiting.pk).update(
         queued_at=timezone.now() - timedelta(minutes=5)
     )
-    recent = queued_import(Campaign.objects.create(name="Other"), CSV)
+    recent = queued_import(
+        Campaign.objects.create(workspace=operator_workspace(), name="Other"), CSV
+    )
 
     result = sweep_imports()
 
@@ -102,7 +105,7 @@ def test_sweep_resends_stale_queued_import(queued_import: Any, job_queue: Any) -
 
 
 def test_sweep_discards_unconfirmed_upload(queued_import: Any, settings: Any) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     old = queued_import(campaign, CSV, status=RecipientImport.Status.MAPPING)
     RecipientImport.objects.filter(pk=old.pk).update(
         created_at=timezone.now() - timedelta(hours=settings.IMPORT_FILE_RETENTION_HOURS + 1)
@@ -121,7 +124,7 @@ def test_sweep_discards_unconfirmed_upload(queued_import: Any, settings: Any) ->
 def test_sweep_removes_unneeded_files(
     queued_import: Any, import_files_dir: Path, settings: Any
 ) -> None:
-    campaign = Campaign.objects.create(name="Launch")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Launch")
     completed = queued_import(campaign, CSV, status=RecipientImport.Status.COMPLETED)
     failed_recently = queued_import(campaign, CSV, status=RecipientImport.Status.FAILED)
     RecipientImport.objects.filter(pk=failed_recently.pk).update(finished_at=timezone.now())

@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.models import Workspace
 from campaigns.models import Campaign, Recipient, mark_suppressed
 from live import streams
 from live.feeds import RECONNECT_DELAY_MS
@@ -529,3 +530,45 @@ def test_index_feed_ends_cleanly_when_redis_fails(
     assert record.getMessage().startswith(
         "campaigns index: live stream ended because Redis failed:"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_index_stream_leaves_out_other_workspaces(
+    app_server: str, open_stream: OpenStream, make_campaign: MakeCampaign
+) -> None:
+    ours = make_campaign(name="Ours")
+    theirs = make_campaign(name="Theirs", workspace=Workspace.objects.create(name="Elsewhere"))
+
+    stream = open_stream(app_server, index_path(ours, theirs))
+    assert stream.next_block() == [f"retry: {RECONNECT_DELAY_MS}"]
+    data = next_data(stream)
+
+    # The other workspace's campaign is dropped as if it did not exist.
+    assert list(summaries(data)) == [f"{ours.dom_id}_summary"]
+    assert "Theirs" not in data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_index_stream_without_own_campaigns_is_204(
+    app_server: str, make_campaign: MakeCampaign
+) -> None:
+    theirs = make_campaign(name="Theirs", workspace=Workspace.objects.create(name="Elsewhere"))
+    deleted = make_campaign(name="Deleted")
+    deleted_id = deleted.pk
+    deleted.delete()
+
+    connection = http.client.HTTPConnection(
+        urlsplit(app_server).netloc, timeout=READ_TIMEOUT_SECONDS
+    )
+    try:
+        connection.request(
+            "GET", f"/campaigns/stream?ids={theirs.pk},{deleted_id}", headers=session_cookie()
+        )
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+
+    # Nothing to follow: a 204 makes the browser's EventSource stop reconnecting.
+    assert response.status == 204
+    assert body == b""

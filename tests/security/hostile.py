@@ -14,10 +14,11 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from accounts.models import Workspace
 from campaigns.models import Campaign, Recipient
 from imports.models import ImportIssue, RecipientImport
 from suppressions.models import Suppression, SuppressionReason, suppress
-from tests.factories import MESSAGE_CONTENT
+from tests.factories import MESSAGE_CONTENT, operator_workspace
 from tests.outcomes import set_outcome
 
 # Names can contain anything: these try to start a script, to leave an
@@ -57,9 +58,13 @@ class Hostile:
 
 
 def make_hostile(payload: str, import_files_dir: Path) -> Hostile:
-    """Store the objects of `Hostile`, in a campaign named `payload`."""
+    """Store the objects of `Hostile`, in a campaign named `payload`, and rename the
+    operator's workspace to `payload`."""
     campaign = Campaign.objects.create(
-        name=payload, email_html="<p>Hi {{ name }}</p>", **MESSAGE_CONTENT
+        workspace=operator_workspace(),
+        name=payload,
+        email_html="<p>Hi {{ name }}</p>",
+        **MESSAGE_CONTENT,
     )
     recipient = Recipient.objects.create(campaign=campaign, name=payload, email=SPECIAL_EMAIL)
     assert set_outcome(recipient, Recipient.Status.FAILED, payload)
@@ -69,7 +74,10 @@ def make_hostile(payload: str, import_files_dir: Path) -> Hostile:
     )
 
     suppression, _created = suppress(
-        email=SPECIAL_EMAIL, reason=SuppressionReason.UNSUBSCRIBED, campaign_id=campaign.pk
+        email=SPECIAL_EMAIL,
+        reason=SuppressionReason.UNSUBSCRIBED,
+        campaign_id=campaign.pk,
+        workspace_id=operator_workspace().pk,
     )
 
     finished_import = RecipientImport.objects.create(
@@ -110,6 +118,9 @@ def make_hostile(payload: str, import_files_dir: Path) -> Hostile:
         sample_rows=[[payload, SPECIAL_EMAIL]],
         phone_region="US",
     )
+
+    # Every page's header shows the workspace's name.
+    Workspace.objects.filter(pk=campaign.workspace_id).update(name=payload)
 
     return Hostile(
         payload, campaign, recipient, stored_email, suppression, finished_import, mapping_import

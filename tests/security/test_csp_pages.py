@@ -81,6 +81,8 @@ def site(settings: Any, tmp_path: Path) -> dict[str, str]:
         "import-mapping": hostile.mapping_import.get_absolute_url(),
         "import-report": hostile.finished_import.get_absolute_url(),
         "suppressions": reverse("suppressions:index"),
+        "workspace": reverse("accounts:workspace"),
+        "workspace-new": reverse("accounts:workspace_create"),
         "dev-mail": reverse("dev_mail:index"),
         "dev-mail-detail": reverse("dev_mail:detail", args=[mail.stem]),
     }
@@ -97,6 +99,8 @@ PAGES = [
     "import-mapping",
     "import-report",
     "suppressions",
+    "workspace",
+    "workspace-new",
     "dev-mail",
     "dev-mail-detail",
 ]

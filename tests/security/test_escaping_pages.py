@@ -105,12 +105,20 @@ PAGES = {
         lambda hostile: reverse("suppressions:delete", args=[hostile.suppression.pk]),
         shows_email,
     ),
+    "workspace": Page(lambda hostile: reverse("accounts:workspace"), shows_payload),
     "import-report": Page(import_url("finished_import"), shows_payload),
     "import-mapping": Page(import_url("mapping_import"), shows_payload_and_email),
     "unsubscribe": Page(
         lambda hostile: reverse(
             "suppressions:unsubscribe",
-            args=[make_token(hostile.campaign.pk, hostile.recipient.pk, SPECIAL_EMAIL)],
+            args=[
+                make_token(
+                    hostile.campaign.pk,
+                    hostile.recipient.pk,
+                    SPECIAL_EMAIL,
+                    workspace_id=hostile.campaign.workspace_id,
+                )
+            ],
         ),
         shows_email,
     ),

@@ -12,6 +12,7 @@ from django.urls import reverse
 from campaigns.models import Campaign
 from suppressions.models import Suppression, SuppressionReason, suppress
 from suppressions.views import SUPPRESSIONS_PER_PAGE
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -46,9 +47,12 @@ def test_list_shows_entries_newest_first(
 ) -> None:
     campaign = make_campaign(name="Spring <b>launch</b>")
     suppress(
-        email="ada@example.com", reason=SuppressionReason.UNSUBSCRIBED, campaign_id=campaign.pk
+        email="ada@example.com",
+        reason=SuppressionReason.UNSUBSCRIBED,
+        campaign_id=campaign.pk,
+        workspace_id=operator_workspace().pk,
     )
-    suppress(phone="+12025550101", reason=OPERATOR)
+    suppress(phone="+12025550101", reason=OPERATOR, workspace_id=operator_workspace().pk)
 
     html = client.get(INDEX_URL).content.decode()
 
@@ -60,9 +64,9 @@ def test_list_shows_entries_newest_first(
 
 
 def test_search_matches_email_and_phone(client: Client) -> None:
-    suppress(email="ada@example.com", reason=OPERATOR)
-    suppress(email="grace@example.org", reason=OPERATOR)
-    suppress(phone="+12025550101", reason=OPERATOR)
+    suppress(email="ada@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk)
+    suppress(email="grace@example.org", reason=OPERATOR, workspace_id=operator_workspace().pk)
+    suppress(phone="+12025550101", reason=OPERATOR, workspace_id=operator_workspace().pk)
 
     assert listed(client.get(INDEX_URL, {"q": "EXAMPLE.ORG"}).content.decode()) == [
         "grace@example.org"
@@ -83,9 +87,9 @@ def test_search_matches_email_and_phone(client: Client) -> None:
     ],
 )
 def test_search_cleans_phone_query(client: Client, query: str, expected: list[str]) -> None:
-    suppress(phone="+12025550101", reason=OPERATOR)
-    suppress(phone="+442079460958", reason=OPERATOR)
-    suppress(email="ada@example.com", reason=OPERATOR)
+    suppress(phone="+12025550101", reason=OPERATOR, workspace_id=operator_workspace().pk)
+    suppress(phone="+442079460958", reason=OPERATOR, workspace_id=operator_workspace().pk)
+    suppress(email="ada@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk)
 
     html = client.get(INDEX_URL, {"q": query}).content.decode()
 
@@ -93,7 +97,7 @@ def test_search_cleans_phone_query(client: Client, query: str, expected: list[st
 
 
 def test_search_without_match(client: Client) -> None:
-    suppress(email="ada@example.com", reason=OPERATOR)
+    suppress(email="ada@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk)
 
     html = client.get(INDEX_URL, {"q": "nobody"}).content.decode()
 
@@ -102,7 +106,7 @@ def test_search_without_match(client: Client) -> None:
 
 
 def test_search_too_long_rejected(client: Client) -> None:
-    suppress(email="ada@example.com", reason=OPERATOR)
+    suppress(email="ada@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk)
 
     response = client.get(INDEX_URL, {"q": "x" * 255})
 
@@ -112,7 +116,9 @@ def test_search_too_long_rejected(client: Client) -> None:
 
 def test_list_is_paginated(client: Client) -> None:
     for n in range(SUPPRESSIONS_PER_PAGE + 3):
-        suppress(email=f"user{n:03d}@example.com", reason=OPERATOR)
+        suppress(
+            email=f"user{n:03d}@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk
+        )
 
     first = client.get(INDEX_URL).content.decode()
     second = client.get(INDEX_URL, {"page": 2}).content.decode()
@@ -184,7 +190,9 @@ def test_add_needs_csrf_token(signed_in: Callable[..., Client]) -> None:
 
 
 def test_delete_asks_for_confirmation(client: Client) -> None:
-    entry, _ = suppress(email="ada@example.com", reason=OPERATOR)
+    entry, _ = suppress(
+        email="ada@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk
+    )
 
     response = client.get(delete_url(entry))
 
@@ -194,8 +202,10 @@ def test_delete_asks_for_confirmation(client: Client) -> None:
 
 
 def test_delete_removes_entry(client: Client) -> None:
-    entry, _ = suppress(email="ada@example.com", reason=OPERATOR)
-    other, _ = suppress(phone="+12025550101", reason=OPERATOR)
+    entry, _ = suppress(
+        email="ada@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk
+    )
+    other, _ = suppress(phone="+12025550101", reason=OPERATOR, workspace_id=operator_workspace().pk)
 
     response = client.post(delete_url(entry), follow=True)
 
@@ -205,7 +215,9 @@ def test_delete_removes_entry(client: Client) -> None:
 
 
 def test_delete_missing_entry_404(client: Client) -> None:
-    entry, _ = suppress(email="ada@example.com", reason=OPERATOR)
+    entry, _ = suppress(
+        email="ada@example.com", reason=OPERATOR, workspace_id=operator_workspace().pk
+    )
     url = delete_url(entry)
     entry.delete()
 
@@ -214,8 +226,12 @@ def test_delete_missing_entry_404(client: Client) -> None:
 
 
 def test_admin_lists_and_filters(admin_client: Client) -> None:
-    suppress(email="ada@example.com", reason=SuppressionReason.UNSUBSCRIBED)
-    suppress(phone="+12025550101", reason=OPERATOR)
+    suppress(
+        email="ada@example.com",
+        reason=SuppressionReason.UNSUBSCRIBED,
+        workspace_id=operator_workspace().pk,
+    )
+    suppress(phone="+12025550101", reason=OPERATOR, workspace_id=operator_workspace().pk)
     url = reverse("admin:suppressions_suppression_changelist")
 
     filtered = admin_client.get(url, {"reason__exact": "unsubscribed"}).content.decode()
@@ -229,7 +245,12 @@ def test_admin_lists_and_filters(admin_client: Client) -> None:
 
 def test_admin_add_cleans_and_rejects_duplicate(admin_client: Client) -> None:
     url = reverse("admin:suppressions_suppression_add")
-    form = {"email": " Ada@Example.COM ", "phone": "", "reason": "operator"}
+    form = {
+        "workspace": operator_workspace().pk,
+        "email": " Ada@Example.COM ",
+        "phone": "",
+        "reason": "operator",
+    }
 
     first = admin_client.post(url, form)
     second = admin_client.post(url, {**form, "email": "ada@example.com"})

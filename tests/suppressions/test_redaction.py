@@ -21,7 +21,7 @@ from tests.servers import start_app_server, stop_app_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-TOKEN = make_token(7, 42, "ada@example.com")
+TOKEN = make_token(7, 42, "ada@example.com", workspace_id=3)
 # The token carries the address, base64-encoded: a log must show neither.
 ENCODED_ADDRESS = TOKEN.split(":")[0]
 

@@ -17,6 +17,7 @@ from django.db import connection, connections, transaction
 
 from campaigns.models import Campaign
 from suppressions.models import Suppression, SuppressionReason, suppress
+from tests.factories import operator_workspace
 from tests.servers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +70,12 @@ def test_deleted_campaign_leaves_source_empty(make_campaign: Callable[..., Campa
     campaign_id = campaign.pk
     campaign.delete()
 
-    entry, created = suppress(email="ada@example.com", reason=UNSUBSCRIBED, campaign_id=campaign_id)
+    entry, created = suppress(
+        email="ada@example.com",
+        reason=UNSUBSCRIBED,
+        campaign_id=campaign_id,
+        workspace_id=operator_workspace().pk,
+    )
 
     assert created is True
     assert Suppression.objects.get(pk=entry.pk).source_campaign_id is None
@@ -83,7 +89,12 @@ def test_waits_for_deletion_in_progress(
     other_session.execute(f"DELETE FROM {Campaign._meta.db_table} WHERE id = %s", [campaign.pk])
 
     thread, outcome = in_thread(
-        lambda: suppress(email="ada@example.com", reason=UNSUBSCRIBED, campaign_id=campaign.pk)
+        lambda: suppress(
+            email="ada@example.com",
+            reason=UNSUBSCRIBED,
+            campaign_id=campaign.pk,
+            workspace_id=operator_workspace().pk,
+        )
     )
     wait_until(
         lambda: blocked_by(other_session.info.backend_pid),
@@ -108,7 +119,12 @@ def test_deletion_waits_then_clears_source(make_campaign: Callable[..., Campaign
 
     def add_and_hold() -> tuple[Suppression, bool]:
         with transaction.atomic():
-            result = suppress(email="ada@example.com", reason=UNSUBSCRIBED, campaign_id=campaign.pk)
+            result = suppress(
+                email="ada@example.com",
+                reason=UNSUBSCRIBED,
+                campaign_id=campaign.pk,
+                workspace_id=operator_workspace().pk,
+            )
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
                 row = cursor.fetchone()

@@ -9,9 +9,11 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import Workspace
 from campaigns.models import Campaign
 from suppressions.models import Suppression, SuppressionReason, suppress
 from suppressions.tokens import InvalidToken, make_token, read_token, unsubscribe_urls
+from tests.factories import operator_workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +29,9 @@ def campaign(make_campaign: Callable[..., Campaign]) -> Campaign:
 @pytest.fixture
 def token(campaign: Campaign) -> str:
     recipient = campaign.recipients.get(email="ada@example.com")
-    return make_token(campaign.pk, recipient.pk, recipient.email)
+    return make_token(
+        campaign.pk, recipient.pk, recipient.email, workspace_id=campaign.workspace_id
+    )
 
 
 def page_url(token: str) -> str:
@@ -51,8 +55,9 @@ def csrf_client() -> Client:
 
 
 def test_token_round_trip() -> None:
-    read = read_token(make_token(7, 42, "ada@example.com"))
+    read = read_token(make_token(7, 42, "ada@example.com", workspace_id=3))
 
+    assert read.workspace_id == 3
     assert read.campaign_id == 7
     assert read.recipient_id == 42
     assert read.address == "ada@example.com"
@@ -60,7 +65,7 @@ def test_token_round_trip() -> None:
 
 
 def test_token_for_phone() -> None:
-    read = read_token(make_token(7, 42, "+12025550101"))
+    read = read_token(make_token(7, 42, "+12025550101", workspace_id=3))
 
     assert read.address == "+12025550101"
     assert not read.is_email
@@ -71,8 +76,8 @@ def test_token_for_phone() -> None:
     [
         "",
         "not-a-token",
-        tampered(make_token(7, 42, "ada@example.com")),
-        make_token(7, 42, "ada@example.com")[:-2],
+        tampered(make_token(7, 42, "ada@example.com", workspace_id=3)),
+        make_token(7, 42, "ada@example.com", workspace_id=3)[:-2],
         # Signed with the same key for another purpose.
         signing.dumps([7, 42, "ada@example.com"]),
         signing.dumps([7, 42, "ada@example.com"], salt="other"),
@@ -94,7 +99,7 @@ def test_token_malformed_content_rejected(content: object) -> None:
 
 
 def test_token_from_other_key_rejected(settings) -> None:
-    token = make_token(7, 42, "ada@example.com")
+    token = make_token(7, 42, "ada@example.com", workspace_id=3)
     settings.SECRET_KEY = "another-key-" + "x" * 40
 
     with pytest.raises(InvalidToken):
@@ -104,7 +109,7 @@ def test_token_from_other_key_rejected(settings) -> None:
 def test_unsubscribe_urls_absolute(settings) -> None:
     settings.SITE_URL = "https://mail.example.com"
 
-    page, one_click = unsubscribe_urls(7, 42, "ada@example.com")
+    page, one_click = unsubscribe_urls(7, 42, "ada@example.com", workspace_id=3)
 
     assert page.startswith("https://mail.example.com/u/")
     assert one_click.startswith("https://mail.example.com/u/")
@@ -137,7 +142,11 @@ def test_get_changes_nothing(client: Client, token: str) -> None:
 def test_get_when_already_unsubscribed(
     client: Client, token: str, url: Callable[[str], str]
 ) -> None:
-    entry, _created = suppress(email="ADA@example.com", reason=SuppressionReason.OPERATOR)
+    entry, _created = suppress(
+        email="ADA@example.com",
+        reason=SuppressionReason.OPERATOR,
+        workspace_id=operator_workspace().pk,
+    )
 
     response = client.get(url(token))
 
@@ -152,8 +161,12 @@ def test_get_when_already_unsubscribed(
 
 
 def test_get_phone_already_unsubscribed(client: Client, campaign: Campaign) -> None:
-    suppress(phone="+1 (202) 555-0101", reason=SuppressionReason.OPERATOR)
-    token = make_token(campaign.pk, 0, "+12025550101")
+    suppress(
+        phone="+1 (202) 555-0101",
+        reason=SuppressionReason.OPERATOR,
+        workspace_id=operator_workspace().pk,
+    )
+    token = make_token(campaign.pk, 0, "+12025550101", workspace_id=campaign.workspace_id)
 
     html = client.get(page_url(token)).content.decode()
 
@@ -233,7 +246,9 @@ def test_post_for_deleted_campaign(client: Client, campaign: Campaign, token: st
 
 def test_phone_token_suppresses_phone(client: Client, campaign: Campaign) -> None:
     recipient = campaign.recipients.get(phone_number="+12025550101", email="")
-    token = make_token(campaign.pk, recipient.pk, recipient.phone_number)
+    token = make_token(
+        campaign.pk, recipient.pk, recipient.phone_number, workspace_id=campaign.workspace_id
+    )
 
     client.post(page_url(token))
 
@@ -340,11 +355,13 @@ def test_one_click_other_methods_405(client: Client, token: str, method: str) ->
 
 def test_post_recipient_id_zero(client: Client, campaign: Campaign) -> None:
     # A test send's link names recipient 0, which no recipient has.
-    token = make_token(campaign.pk, 0, "tester@example.com")
+    token = make_token(campaign.pk, 0, "tester@example.com", workspace_id=campaign.workspace_id)
 
     page = client.post(page_url(token))
     one_click = csrf_client().post(
-        one_click_url(make_token(campaign.pk, 0, "+12025550143")),
+        one_click_url(
+            make_token(campaign.pk, 0, "+12025550143", workspace_id=campaign.workspace_id)
+        ),
         ONE_CLICK_BODY,
         content_type=FORM,
     )
@@ -368,3 +385,61 @@ def test_one_click_for_deleted_campaign(campaign: Campaign, token: str) -> None:
     entry = Suppression.objects.get()
     assert entry.email == "ada@example.com"
     assert entry.source_campaign is None
+
+
+def old_token(campaign_id: int, recipient_id: int, address: str) -> str:
+    """A token as the app signed it before workspaces: without a workspace id."""
+    return signing.dumps([campaign_id, recipient_id, address], salt="suppressions.unsubscribe")
+
+
+def test_token_without_workspace_is_read() -> None:
+    read = read_token(old_token(7, 42, "ada@example.com"))
+
+    assert (read.workspace_id, read.campaign_id, read.address) == (None, 7, "ada@example.com")
+
+
+def test_unsubscribe_goes_to_the_token_workspace(client: Client, campaign: Campaign) -> None:
+    elsewhere = Workspace.objects.create(name="Elsewhere")
+    token = make_token(campaign.pk, 0, "ada@example.com", workspace_id=elsewhere.pk)
+
+    client.post(page_url(token))
+
+    # The token's workspace decides, not the campaign id that it also carries.
+    assert list(Suppression.objects.values_list("workspace_id", "email")) == [
+        (elsewhere.pk, "ada@example.com")
+    ]
+
+
+def test_old_token_goes_to_the_campaign_workspace(client: Client) -> None:
+    Workspace.objects.create(name="Oldest")
+    elsewhere = Workspace.objects.create(name="Elsewhere")
+    campaign = Campaign.objects.create(workspace=elsewhere, name="Old message")
+
+    client.post(page_url(old_token(campaign.pk, 0, "ada@example.com")))
+
+    assert Suppression.objects.get().workspace == elsewhere
+
+
+def test_old_token_of_deleted_campaign_goes_to_the_oldest_workspace() -> None:
+    oldest = Workspace.objects.create(name="Oldest")
+    Workspace.objects.create(name="Newer")
+
+    Client().post(page_url(old_token(999_999, 0, "ada@example.com")))
+
+    assert Suppression.objects.get().workspace == oldest
+
+
+@pytest.mark.parametrize("url", [page_url, one_click_url])
+def test_unsubscribe_from_deleted_workspace(url: Callable[[str], str]) -> None:
+    gone = Workspace.objects.create(name="Gone")
+    token = make_token(1, 2, "ada@example.com", workspace_id=gone.pk)
+    gone.delete()
+
+    page = Client().get(url(token))
+    response = Client().post(url(token), {"List-Unsubscribe": "One-Click"})
+
+    # Nothing is sent from a deleted workspace again: the person is told
+    # they are unsubscribed, and there is no list to write to.
+    assert page.status_code == 200
+    assert response.status_code == 200
+    assert not Suppression.objects.exists()

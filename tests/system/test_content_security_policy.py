@@ -22,7 +22,7 @@ from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
 
 from campaigns.models import Campaign, Recipient
 from dispatch.mailsink import store_message
-from tests.factories import MESSAGE_CONTENT
+from tests.factories import MESSAGE_CONTENT, operator_workspace
 from tests.security.hostile import make_hostile
 from tests.security.test_escaping_pages import captured_message
 from tests.system.browser import add_row, recipient_rows, remove_row, wait_for_stream
@@ -164,7 +164,9 @@ def test_operator_pages_have_no_violations(
     # A name that would run a script, were it not escaped, shows up on most pages.
     hostile = make_hostile('"><img src=x onerror=alert(1)>', shared_import_files_dir)
     Campaign.objects.filter(pk=hostile.campaign.pk).update(email_html=STYLED_HTML)
-    campaign = Campaign.objects.create(name="Spring launch", **MESSAGE_CONTENT)
+    campaign = Campaign.objects.create(
+        workspace=operator_workspace(), name="Spring launch", **MESSAGE_CONTENT
+    )
     for number in range(3):
         Recipient.objects.create(campaign=campaign, email=f"reader{number}@example.com")
 
@@ -196,6 +198,11 @@ def test_operator_pages_have_no_violations(
     expect(page.get_by_role("heading", name="Choose the columns to import")).to_be_visible()
     page.goto(hostile.finished_import.get_absolute_url())
     watch.assert_clean(page, "the import pages")
+
+    # The workspace page, with its forms and member list.
+    page.goto(reverse("accounts:workspace"))
+    expect(page.get_by_role("heading", name="Members")).to_be_visible()
+    watch.assert_clean(page, "the workspace page")
 
     # A campaign page whose live stream morphs the header and replaces rows.
     page.goto(campaign.get_absolute_url())

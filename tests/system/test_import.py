@@ -15,6 +15,7 @@ from campaigns.models import Campaign, Recipient
 from config.celery import app as celery_app
 from imports import jobs
 from imports.models import ImportIssue, RecipientImport
+from tests.factories import operator_workspace
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -61,7 +62,7 @@ class MergeGate:
 def test_import_csv_with_live_progress(page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
     gate = MergeGate()
     monkeypatch.setattr(jobs, "_merge", gate)
-    campaign = Campaign.objects.create(name="Autumn")
+    campaign = Campaign.objects.create(workspace=operator_workspace(), name="Autumn")
     Recipient.objects.create(campaign=campaign, name="Ada", email="ada@example.com")
     page.add_init_script(RECORD_IMPORT_UPDATES)
 

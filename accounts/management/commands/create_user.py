@@ -10,6 +10,15 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
+from django.db import transaction
+
+from accounts.models import (
+    DEFAULT_WORKSPACE_NAME,
+    Role,
+    WorkspaceNotFound,
+    join_workspace,
+    workspace_for_command,
+)
 
 
 class Command(BaseCommand):
@@ -25,6 +34,19 @@ class Command(BaseCommand):
             "--admin",
             action="store_true",
             help="Also let the user into the Django admin (/admin/) with every permission.",
+        )
+        parser.add_argument(
+            "--workspace",
+            metavar="NAME_OR_ID",
+            help="The workspace to add the user to, by name or id; a new name creates it. "
+            "Default: the oldest workspace, created as "
+            f"“{DEFAULT_WORKSPACE_NAME}” on a new installation.",
+        )
+        parser.add_argument(
+            "--role",
+            choices=Role.values,
+            help="The user's role in the workspace. Default: owner when the workspace "
+            "has no owner yet, member otherwise.",
         )
         parser.add_argument(
             "--password-stdin",
@@ -57,9 +79,19 @@ class Command(BaseCommand):
             raise CommandError("The password is too weak: " + " ".join(exc.messages)) from exc
         user.set_password(password)
         user.is_staff = user.is_superuser = options["admin"]
-        user.save()
+        with transaction.atomic():
+            try:
+                workspace, created = workspace_for_command(options["workspace"])
+            except WorkspaceNotFound as exc:
+                raise CommandError(str(exc)) from None
+            user.save()
+            membership, _new = join_workspace(user, workspace, options["role"])
         self.stdout.write(
-            self.style.SUCCESS(f"Created user {username}{' (admin)' if options['admin'] else ''}.")
+            self.style.SUCCESS(
+                f"Created user {username}{' (admin)' if options['admin'] else ''}, "
+                f"{membership.get_role_display().lower()} of the "
+                f"{'new ' if created else ''}workspace “{workspace.name}” (id {workspace.pk})."
+            )
         )
 
     def _password(self, from_stdin: bool) -> str:

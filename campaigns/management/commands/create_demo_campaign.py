@@ -8,9 +8,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from accounts.models import Workspace, WorkspaceNotFound, join_workspace, workspace_for_command
 from campaigns.models import Campaign, Recipient
 
 # Made-up people. Emails use example.com, which is reserved for documentation
@@ -101,10 +102,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", default="Demo campaign", help="Campaign name.")
+        parser.add_argument(
+            "--workspace",
+            metavar="NAME_OR_ID",
+            help="The workspace of the campaign and of the demo user, by name or id; a new "
+            "name creates it. Default: the oldest workspace.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
+            try:
+                workspace, _created = workspace_for_command(options["workspace"])
+            except WorkspaceNotFound as exc:
+                raise CommandError(str(exc)) from None
             campaign = Campaign.objects.create(
+                workspace=workspace,
                 name=options["name"],
                 email_subject=DEMO_SUBJECT,
                 email_text=DEMO_TEXT,
@@ -131,11 +143,13 @@ class Command(BaseCommand):
                 f"({failing} set to fail, {flaky} set to fail once and succeed on retry)."
             )
         )
-        password = _demo_user_password()
+        password = _demo_user_password(workspace)
         self.stdout.write(
             f"Open {campaign.get_absolute_url()} on the running app "
             "(http://127.0.0.1:8000 unless bin/dev was given another PORT), sign in as "
-            f"{DEMO_USERNAME} with the password {password} and press Dispatch."
+            f"{DEMO_USERNAME} with the password {password} and press Dispatch. The "
+            f"campaign is in the workspace “{workspace.name}”, which {DEMO_USERNAME} "
+            "belongs to."
         )
         self.stdout.write(_email_destination())
 
@@ -187,8 +201,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _demo_user_password() -> str:
+def _demo_user_password(workspace: Workspace) -> str:
     """Give the demo user a new random password, creating the user if needed; return it.
+
+    The user joins `workspace` if not a member yet, as its owner when it has none.
 
     A new password on every run keeps the one printed last valid, without
     writing a fixed password into the project.
@@ -197,4 +213,5 @@ def _demo_user_password() -> str:
     user, _created = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
     user.set_password(password)
     user.save(update_fields=["password"])
+    join_workspace(user, workspace)
     return password

@@ -1,0 +1,165 @@
+"""The current workspace of a request, and the campaigns that a request may reach.
+
+The current workspace is kept in the session, under SESSION_KEY, and chosen
+with the switcher in the page header. A user who has never chosen one works
+in the first of their workspaces by name. URLs do not name the workspace: a
+campaign's URL is the same for everyone who may open it, and a campaign of
+another workspace returns 404, as if it did not exist.
+
+WorkspaceMiddleware sets `request.workspace` and `request.membership` for
+every signed-in request, with one query, and refuses the pages that need a
+workspace to a user who belongs to none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any, cast
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.deprecation import MiddlewareMixin
+
+from accounts.models import Membership, Workspace
+from campaigns.models import Campaign
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+SESSION_KEY = "workspace_id"
+
+# URL namespaces whose views work without a workspace: signing in and out,
+# passwords and the workspace pages themselves, and the Django admin, which
+# is for superusers and shows every workspace.
+NAMESPACES_WITHOUT_WORKSPACE = {"accounts", "admin"}
+
+
+def user_memberships(user: AbstractBaseUser) -> list[Membership]:
+    """Return the user's memberships with their workspaces, by workspace name."""
+    return list(
+        Membership.objects.filter(user_id=user.pk)
+        .select_related("workspace")
+        .order_by("workspace__name", "workspace_id")
+    )
+
+
+def choose_membership(request: HttpRequest, memberships: list[Membership]) -> Membership | None:
+    """Return the membership of the session's workspace, or the first one.
+
+    A session whose workspace the user has left falls back to the first
+    membership too, so removing a member takes effect at their next request.
+    """
+    chosen = request.session.get(SESSION_KEY)
+    for membership in memberships:
+        if membership.workspace_id == chosen:
+            return membership
+    return memberships[0] if memberships else None
+
+
+def switch_workspace(request: HttpRequest, workspace_id: int) -> Membership | None:
+    """Make `workspace_id` the session's workspace if the user belongs to it.
+
+    Returns the membership, or None when the user is not a member.
+    """
+    if not request.user.is_authenticated:
+        return None
+    membership = (
+        Membership.objects.filter(user_id=request.user.pk, workspace_id=workspace_id)
+        .select_related("workspace")
+        .first()
+    )
+    if membership is not None:
+        request.session[SESSION_KEY] = membership.workspace_id
+    return membership
+
+
+class WorkspaceMiddleware(MiddlewareMixin):
+    """Set request.workspace and request.membership for signed-in users.
+
+    Anonymous requests and views marked @login_not_required get None. A
+    signed-in user without any workspace gets a 403 page that explains why, except
+    on the views of NAMESPACES_WITHOUT_WORKSPACE. Under ASGI, Django runs
+    process_view in a thread, as it does LoginRequiredMiddleware's.
+    """
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
+        request.workspace = None  # type: ignore[attr-defined]
+        request.membership = None  # type: ignore[attr-defined]
+        request.memberships = []  # type: ignore[attr-defined]
+        if not getattr(view_func, "login_required", True) or not request.user.is_authenticated:
+            return None
+        memberships = user_memberships(request.user)
+        membership = choose_membership(request, memberships)
+        request.memberships = memberships  # type: ignore[attr-defined]
+        if membership is not None:
+            request.membership = membership  # type: ignore[attr-defined]
+            request.workspace = membership.workspace  # type: ignore[attr-defined]
+            return None
+        match = request.resolver_match
+        if (
+            match is not None
+            and match.namespaces
+            and match.namespaces[0] in (NAMESPACES_WITHOUT_WORKSPACE)
+        ):
+            return None
+        return render(request, "accounts/no_workspace.html", status=403)
+
+
+def current_workspace(request: HttpRequest) -> Workspace:
+    """Return the request's workspace; WorkspaceMiddleware has checked that there is one."""
+    workspace = getattr(request, "workspace", None)
+    if workspace is None:
+        # A view reached without the middleware, or a user without a
+        # workspace on a page that needs one: nothing of a workspace is shown.
+        raise Http404("No workspace.")
+    return cast(Workspace, workspace)
+
+
+def workspace_campaigns(
+    request: HttpRequest, queryset: QuerySet[Campaign] | None = None
+) -> QuerySet[Campaign]:
+    """Narrow `queryset` (all campaigns by default) to the request's workspace."""
+    if queryset is None:
+        queryset = Campaign.objects.all()
+    return queryset.filter(workspace_id=current_workspace(request).pk)
+
+
+def get_campaign(
+    request: HttpRequest, pk: int, queryset: QuerySet[Campaign] | None = None
+) -> Campaign:
+    """Return the campaign `pk` of the request's workspace, or raise Http404."""
+    campaign = workspace_campaigns(request, queryset).filter(pk=pk).first()
+    if campaign is None:
+        raise Http404("No campaign matches the given query.")
+    return campaign
+
+
+async def aget_campaign(
+    request: HttpRequest, pk: int, queryset: QuerySet[Campaign] | None = None
+) -> Campaign:
+    """Return the campaign `pk` of the request's workspace, or raise Http404 (async)."""
+    campaign = await workspace_campaigns(request, queryset).filter(pk=pk).afirst()
+    if campaign is None:
+        raise Http404("No campaign matches the given query.")
+    return campaign
+
+
+def owner_required[View: Callable[..., HttpResponse]](view: View) -> View:
+    """Refuse the view, with a 403 page, to a member who is not an owner of the workspace."""
+
+    @wraps(view)
+    def check(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        membership = getattr(request, "membership", None)
+        if membership is None or not membership.is_owner:
+            return render(request, "accounts/owner_required.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return cast(View, check)
