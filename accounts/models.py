@@ -9,6 +9,7 @@ kept in the session (accounts/workspaces.py).
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +20,29 @@ from django.utils import timezone
 WORKSPACE_NAME_MAX_LENGTH = 100
 # The workspace that migrations and commands create when none exists yet.
 DEFAULT_WORKSPACE_NAME = "Default workspace"
+
+
+class InvalidWorkspaceName(ValueError):
+    """A workspace name that is blank, too long or contains control characters."""
+
+
+def clean_workspace_name(value: str) -> str:
+    """Return the name with runs of whitespace, line breaks included, made one space.
+
+    Raises InvalidWorkspaceName, with a message for the user, for a name that
+    is blank, longer than WORKSPACE_NAME_MAX_LENGTH or contains other
+    control or format characters.
+    """
+    name = " ".join(value.split())
+    if not name:
+        raise InvalidWorkspaceName("Enter a name for the workspace.")
+    if any(unicodedata.category(char) in {"Cc", "Cf"} for char in name):
+        raise InvalidWorkspaceName("A workspace name cannot contain control characters.")
+    if len(name) > WORKSPACE_NAME_MAX_LENGTH:
+        raise InvalidWorkspaceName(
+            f"A workspace name has at most {WORKSPACE_NAME_MAX_LENGTH} characters."
+        )
+    return name
 
 
 class Workspace(models.Model):
@@ -117,11 +141,12 @@ class WorkspaceNotFound(LookupError):
 def workspace_for_command(name_or_id: str | None) -> tuple[Workspace, bool]:
     """Find the workspace that a management command's --workspace option names.
 
-    Takes a workspace id or a name. None means the oldest workspace. A name
-    that no workspace has creates that workspace. Returns the workspace and
-    whether it was created. Raises WorkspaceNotFound, with a message for the
-    user, for an unknown id, an empty or too long name, or a name that
-    several workspaces share.
+    Takes a workspace id or a name: a value made of digits only is an id.
+    None means the oldest workspace. A name, with its whitespace tidied as
+    the web form does, that no workspace has creates that workspace. Returns
+    the workspace and whether it was created. Raises WorkspaceNotFound, with
+    a message for the user, for an unknown id, an invalid name, or a name
+    that several workspaces share.
     """
     if name_or_id is None:
         before = Workspace.objects.exists()
@@ -132,12 +157,10 @@ def workspace_for_command(name_or_id: str | None) -> tuple[Workspace, bool]:
         if workspace is None:
             raise WorkspaceNotFound(f"No workspace has the id {value}.")
         return workspace, False
-    if not value:
-        raise WorkspaceNotFound("The workspace name is empty.")
-    if len(value) > WORKSPACE_NAME_MAX_LENGTH:
-        raise WorkspaceNotFound(
-            f"A workspace name has at most {WORKSPACE_NAME_MAX_LENGTH} characters."
-        )
+    try:
+        value = clean_workspace_name(value)
+    except InvalidWorkspaceName as exc:
+        raise WorkspaceNotFound(str(exc)) from None
     with transaction.atomic(), connection.cursor() as cursor:
         # The lock of default_workspace, so that two commands at the same
         # moment create one workspace of a name between them.

@@ -13,6 +13,7 @@ urlpatterns = [
     path("workspace/new", workspace_views.create, name="workspace_create"),
     path("workspace/switch", views.switch, name="workspace_switch"),
     path("workspace/rename", workspace_views.rename, name="workspace_rename"),
+    path("workspace/delete", workspace_views.delete, name="workspace_delete"),
     path("workspace/members", workspace_views.member_add, name="member_add"),
     path("workspace/members/<int:pk>/role", workspace_views.member_role, name="member_role"),
     path("workspace/members/<int:pk>/remove", workspace_views.member_remove, name="member_remove"),

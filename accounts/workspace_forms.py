@@ -9,22 +9,47 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from accounts.models import WORKSPACE_NAME_MAX_LENGTH, Membership, Role, Workspace
+from accounts.models import (
+    WORKSPACE_NAME_MAX_LENGTH,
+    InvalidWorkspaceName,
+    Membership,
+    Role,
+    Workspace,
+    clean_workspace_name,
+)
 
 USERNAME_OR_EMAIL_MAX_LENGTH = 254
 
 
 class WorkspaceNameForm(forms.ModelForm):
+    """A workspace's name, unique among the workspaces of `user`.
+
+    Two workspaces of one user with the same name could not be told apart in
+    the switcher. Names of other users' workspaces are not checked, so the
+    form reveals nothing about them.
+    """
+
     class Meta:
         model = Workspace
         fields = ["name"]
         labels = {"name": "Workspace name"}
         widgets = {"name": forms.TextInput(attrs={"maxlength": WORKSPACE_NAME_MAX_LENGTH})}
+        error_messages = {"name": {"required": "Enter a name for the workspace."}}
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
 
     def clean_name(self) -> str:
-        name = " ".join(self.cleaned_data["name"].split())
-        if not name:
-            raise ValidationError("Enter a name for the workspace.")
+        try:
+            name = clean_workspace_name(self.cleaned_data["name"])
+        except InvalidWorkspaceName as exc:
+            raise ValidationError(str(exc)) from None
+        taken = Membership.objects.filter(user_id=self.user.pk, workspace__name=name)
+        if self.instance.pk is not None:
+            taken = taken.exclude(workspace_id=self.instance.pk)
+        if taken.exists():
+            raise ValidationError(f"You already have a workspace named “{name}”.")
         return name
 
 
@@ -48,6 +73,10 @@ class MemberAddForm(forms.Form):
         value = self.cleaned_data["user"].strip()
         user_model = get_user_model()
         account = user_model.objects.filter(username=value).first()
+        if account is None:
+            # Invitations make the lower-cased address the username.
+            same = list(user_model.objects.filter(username__iexact=value)[:2])
+            account = same[0] if len(same) == 1 else None
         if account is None and "@" in value:
             matches = list(user_model.objects.filter(email__iexact=value)[:2])
             if len(matches) > 1:

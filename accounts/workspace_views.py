@@ -9,6 +9,7 @@ last owner from being demoted or removed by two requests at once.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -28,6 +29,7 @@ from accounts.models import Membership, Role, Workspace, join_workspace
 from accounts.workspace_forms import MemberAddForm, MemberRoleForm, WorkspaceNameForm
 from accounts.workspaces import current_workspace, owner_required, switch_workspace
 from audit.models import Action, AuditEvent, record_workspace
+from campaigns.models import Campaign
 from campaigns.views import see_other
 
 logger = logging.getLogger(__name__)
@@ -35,15 +37,31 @@ logger = logging.getLogger(__name__)
 # The workspace page shows this many of the newest changes to the workspace.
 EVENTS_ON_WORKSPACE_PAGE = 20
 
-_LAST_OWNER_MESSAGE = (
-    "{name} is the last owner of this workspace. Make another member an owner first, "
-    "so that someone can still manage it."
-)
+
+def _last_owner_message(request: HttpRequest, membership: Membership) -> str:
+    """Explain why the workspace's last owner cannot step down or leave."""
+    who = (
+        "You are"
+        if membership.user_id == request.user.pk
+        else f"{membership.user.get_username()} is"
+    )
+    return (
+        f"{who} the last owner of this workspace. Make another member an owner first, "
+        "adding one if needed, so that someone can still manage it."
+    )
+
+
+def _with_article(role: str) -> str:
+    """Return "an owner" or "a member"."""
+    label = Role(role).label.lower()
+    return f"an {label}" if label[0] in "aeiou" else f"a {label}"
 
 
 @require_GET
 def workspace(request: HttpRequest) -> HttpResponse:
     """Show the workspace's members, and for owners the forms that change them."""
+    if getattr(request, "workspace", None) is None:
+        return render(request, "accounts/no_workspace.html", status=403)
     return _workspace_page(request)
 
 
@@ -67,7 +85,7 @@ def _workspace_page(
         "members": members,
         "owner_count": sum(1 for member in members if member.is_owner),
         "is_owner": request.membership.is_owner,  # type: ignore[attr-defined]
-        "name_form": name_form or WorkspaceNameForm(instance=current),
+        "name_form": name_form or WorkspaceNameForm(instance=current, user=request.user),
         "add_form": add_form or MemberAddForm(workspace=current),
         "role_choices": Role.choices,
         "events": list(events),
@@ -80,7 +98,9 @@ def _workspace_page(
 def rename(request: HttpRequest) -> HttpResponse:
     current = current_workspace(request)
     old_name = current.name
-    form = WorkspaceNameForm(request.POST, instance=Workspace(pk=current.pk, name=current.name))
+    form = WorkspaceNameForm(
+        request.POST, instance=Workspace(pk=current.pk, name=current.name), user=request.user
+    )
     if not form.is_valid():
         return _workspace_page(request, name_form=form, status=422)
     new_name = form.cleaned_data["name"]
@@ -111,7 +131,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
     try:
         with transaction.atomic():
             if account is None:
-                account = _invite(request, address, current)
+                account = _new_account(address)
             membership, created = join_workspace(account, current, role)
             if created:
                 record_workspace(
@@ -120,6 +140,11 @@ def member_add(request: HttpRequest) -> HttpResponse:
                     request.user,
                     f"{account.get_username()} as {membership.get_role_display().lower()}",
                 )
+            # Someone invited earlier who has not chosen a password yet gets
+            # a new link too: the first one may have expired.
+            invited = created and not account.has_usable_password()
+            if invited:
+                _send_invitation(request, account, current)
     except OSError as exc:
         # The invitation could not be sent, and the new account rolled back.
         logger.warning("workspace %s: invitation not sent: %s", current.pk, exc)
@@ -131,33 +156,41 @@ def member_add(request: HttpRequest) -> HttpResponse:
         return _workspace_page(request, add_form=form, status=422)
     if not created:
         messages.info(request, f"{account.get_username()} is already a member of this workspace.")
-    elif account.has_usable_password():
+    elif invited:
         messages.success(
             request,
-            f"{account.get_username()} is now a {membership.get_role_display().lower()} "
-            f"of “{current.name}”.",
+            f"Invitation sent to {account.email}. They join as {_with_article(membership.role)} "
+            "and choose a password through the link.",
         )
     else:
         messages.success(
             request,
-            f"Invitation sent to {address}. They join as a "
-            f"{membership.get_role_display().lower()} and choose a password through the link.",
+            f"{account.get_username()} is now {_with_article(membership.role)} "
+            f"of “{current.name}”.",
         )
     logger.info("workspace %s: member %s added", current.pk, account.pk)
     return see_other(reverse("accounts:workspace"))
 
 
-def _invite(request: HttpRequest, address: str, current: Workspace) -> object:
-    """Create an account without a password for `address` and email it a link to choose one.
+def _new_account(address: str) -> Any:
+    """Create an account without a password for an invited email address.
 
-    The link is a password reset link, valid for PASSWORD_RESET_TIMEOUT
-    seconds. After that, the person requests a new one on the sign-in page.
-    Raises OSError when the message cannot be sent.
+    Its username is the address in lower case.
     """
     user_model = get_user_model()
     account = user_model(username=address.lower(), email=address)
     account.set_unusable_password()
     account.save()
+    return account
+
+
+def _send_invitation(request: HttpRequest, account: Any, current: Workspace) -> None:
+    """Email the account a link to choose a password and sign in to `current`.
+
+    The link is a password reset link, valid for PASSWORD_RESET_TIMEOUT
+    seconds. After that, the person requests a new one on the sign-in page.
+    Raises OSError when the message cannot be sent.
+    """
     path = reverse(
         "accounts:password_reset_confirm",
         kwargs={
@@ -172,13 +205,14 @@ def _invite(request: HttpRequest, address: str, current: Workspace) -> object:
         "link": settings.SITE_URL + path,
         "days": settings.PASSWORD_RESET_TIMEOUT // 86400,
     }
+    # Header values cannot contain line breaks; a name set in the admin might.
+    one_line_name = " ".join(current.name.split())
     send_mail(
-        f"You are invited to “{current.name}” on Campaign Dispatcher",
+        f"You are invited to “{one_line_name}” on Campaign Dispatcher",
         render_to_string("accounts/invitation_email.txt", context),
         None,
-        [address],
+        [account.email],
     )
-    return account
 
 
 @require_POST
@@ -194,10 +228,10 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
         membership = _locked_membership(current, pk)
         name = membership.user.get_username()
         if membership.role == role:
-            messages.info(request, f"{name} is already a {membership.get_role_display().lower()}.")
+            messages.info(request, f"{name} is already {_with_article(role)}.")
             return see_other(reverse("accounts:workspace"))
         if membership.is_owner and _is_last_owner(current):
-            messages.error(request, _LAST_OWNER_MESSAGE.format(name=name))
+            messages.error(request, _last_owner_message(request, membership))
             return see_other(reverse("accounts:workspace"))
         old_role = membership.get_role_display().lower()
         membership.role = role
@@ -207,7 +241,7 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
             current, Action.MEMBER_ROLE_CHANGED, request.user, f"{name}: {old_role} → {new_role}"
         )
     logger.info("workspace %s: member %s is now %s", current.pk, membership.user_id, role)
-    messages.success(request, f"{name} is now a {new_role}.")
+    messages.success(request, f"{name} is now {_with_article(role)}.")
     return see_other(reverse("accounts:workspace"))
 
 
@@ -233,7 +267,7 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
         membership = _locked_membership(current, pk)
         name = membership.user.get_username()
         if membership.is_owner and _is_last_owner(current):
-            messages.error(request, _LAST_OWNER_MESSAGE.format(name=name))
+            messages.error(request, _last_owner_message(request, membership))
             return see_other(reverse("accounts:workspace"))
         membership.delete()
         record_workspace(current, Action.MEMBER_REMOVED, request.user, name)
@@ -266,8 +300,9 @@ def _is_last_owner(current: Workspace) -> bool:
 def create(request: HttpRequest) -> HttpResponse:
     """Create a workspace whose owner is the user, and switch to it."""
     if request.method == "GET":
-        return render(request, "accounts/workspace_new.html", {"form": WorkspaceNameForm()})
-    form = WorkspaceNameForm(request.POST)
+        form = WorkspaceNameForm(user=request.user)
+        return render(request, "accounts/workspace_new.html", {"form": form})
+    form = WorkspaceNameForm(request.POST, user=request.user)
     if not form.is_valid():
         return render(request, "accounts/workspace_new.html", {"form": form}, status=422)
     with transaction.atomic():
@@ -279,4 +314,34 @@ def create(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, f"Workspace “{created.name}” created. You are its owner and are working in it."
     )
+    return see_other(reverse("campaigns:index"))
+
+
+@require_http_methods(["GET", "POST"])
+@owner_required
+def delete(request: HttpRequest) -> HttpResponse:
+    """Ask for confirmation (GET), then delete the workspace (POST), if it has no campaigns.
+
+    Its memberships, suppression list and activity log go with it. A
+    workspace with campaigns is kept: each campaign is deleted on its own
+    first, which only a pending campaign allows, so nothing that was sent is
+    forgotten by accident.
+    """
+    current = current_workspace(request)
+    campaigns = Campaign.objects.filter(workspace=current).count()
+    if request.method == "GET":
+        context = {"current": current, "campaigns": campaigns}
+        return render(request, "accounts/workspace_confirm_delete.html", context)
+    with transaction.atomic():
+        Workspace.objects.select_for_update().filter(pk=current.pk).first()
+        if Campaign.objects.filter(workspace=current).exists():
+            messages.error(
+                request,
+                f"“{current.name}” still has campaigns. Delete them first; only a workspace "
+                "without campaigns can be deleted.",
+            )
+            return see_other(reverse("accounts:workspace"))
+        Workspace.objects.filter(pk=current.pk).delete()
+    logger.info("workspace %s: deleted by user %s", current.pk, request.user.pk)
+    messages.success(request, f"Workspace “{current.name}” deleted.")
     return see_other(reverse("campaigns:index"))

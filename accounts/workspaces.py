@@ -1,8 +1,10 @@
 """The current workspace of a request, and the campaigns that a request may reach.
 
 The current workspace is kept in the session, under SESSION_KEY, and chosen
-with the switcher in the page header. A user who has never chosen one works
-in the first of their workspaces by name. URLs do not name the workspace: a
+with the switcher in the page header. A session starts in the workspace that
+the user joined first, and stays in it until the user switches: being added
+to another workspace, which any owner can do, never moves the user's work
+there. URLs do not name the workspace: a
 campaign's URL is the same for everyone who may open it, and a campaign of
 another workspace returns 404, as if it did not exist.
 
@@ -46,16 +48,32 @@ def user_memberships(user: AbstractBaseUser) -> list[Membership]:
 
 
 def choose_membership(request: HttpRequest, memberships: list[Membership]) -> Membership | None:
-    """Return the membership of the session's workspace, or the first one.
+    """Return the membership of the session's workspace, or else the oldest one, which
+    then becomes the session's workspace.
 
-    A session whose workspace the user has left falls back to the first
-    membership too, so removing a member takes effect at their next request.
+    A session whose workspace the user has left falls back the same way, so
+    removing a member takes effect at their next request.
     """
     chosen = request.session.get(SESSION_KEY)
     for membership in memberships:
         if membership.workspace_id == chosen:
             return membership
-    return memberships[0] if memberships else None
+    if not memberships:
+        return None
+    oldest = min(memberships, key=lambda membership: (membership.created_at, membership.pk))
+    request.session[SESSION_KEY] = oldest.workspace_id
+    return oldest
+
+
+def switcher_label(membership: Membership, memberships: list[Membership]) -> str:
+    """Return the name to show for the membership's workspace in the switcher.
+
+    Names are not unique, and an owner of another workspace can add anyone,
+    so a name that two of the user's workspaces share gets the workspace id.
+    """
+    name = membership.workspace.name
+    twins = sum(1 for other in memberships if other.workspace.name == name)
+    return f"{name} (#{membership.workspace_id})" if twins > 1 else name
 
 
 def switch_workspace(request: HttpRequest, workspace_id: int) -> Membership | None:
@@ -98,6 +116,8 @@ class WorkspaceMiddleware(MiddlewareMixin):
             return None
         memberships = user_memberships(request.user)
         membership = choose_membership(request, memberships)
+        for each in memberships:
+            each.label = switcher_label(each, memberships)  # type: ignore[attr-defined]
         request.memberships = memberships  # type: ignore[attr-defined]
         if membership is not None:
             request.membership = membership  # type: ignore[attr-defined]

@@ -115,6 +115,7 @@ def test_right_workspace_post(client: Client, world: World, name: str) -> None:
         assert send(client, "post", name, world).status_code == 405
         return
 
+    case.prepare(world, client)
     response = send(client, "post", name, world, case.post(world))
 
     assert response.status_code == case.post_status

@@ -62,6 +62,8 @@ def test_create_admin(monkeypatch: pytest.MonkeyPatch) -> None:
         (["ada", "--password-stdin"], "", "No password on standard input."),
         (["ada"], "", "Standard input is not a terminal: pass --password-stdin"),
         (["  ", "--password-stdin"], "a-long-passphrase-5521", "The username is empty."),
+        (["erin with space", "--password-stdin"], "a-long-passphrase-5521", "Invalid username:"),
+        (["e" * 151, "--password-stdin"], "a-long-passphrase-5521", "Invalid username:"),
         (
             ["ada", "--email", "not-an-address", "--password-stdin"],
             "a-long-passphrase-5521",
@@ -133,6 +135,21 @@ def test_first_user_owns_the_default_workspace_and_later_ones_are_members(
     assert output.startswith("Created user grace, member of the workspace “Default workspace”")
 
 
+def test_create_user_tidies_workspace_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    Workspace.objects.create(name="Team B")
+
+    create_user(
+        monkeypatch,
+        "ada",
+        "--workspace",
+        "Team \n  B",
+        "--password-stdin",
+        stdin="a-long-passphrase-5521",
+    )
+
+    assert list(Workspace.objects.values_list("name", flat=True)) == ["Team B"]
+
+
 def test_create_user_in_named_workspace_with_role(monkeypatch: pytest.MonkeyPatch) -> None:
     create_user(monkeypatch, "ada", "--password-stdin", stdin="a-long-passphrase-5521")
     create_user(
@@ -169,8 +186,9 @@ def test_create_user_in_named_workspace_with_role(monkeypatch: pytest.MonkeyPatc
     [
         ("999999", "No workspace has the id 999999."),
         ("Twins", "Several workspaces are named 'Twins' (ids "),
-        ("   ", "The workspace name is empty."),
+        ("   ", "Enter a name for the workspace."),
         ("x" * 101, "A workspace name has at most 100 characters."),
+        ("Line\x00break", "A workspace name cannot contain control characters."),
     ],
 )
 def test_create_user_rejects_bad_workspace(

@@ -65,7 +65,7 @@ def test_user_without_workspace_is_told_so() -> None:
     assert client.get(reverse("accounts:workspace_create")).status_code == 200
 
 
-def test_default_is_first_by_name(make_campaign: Callable[..., Campaign]) -> None:
+def test_default_is_the_oldest_membership(make_campaign: Callable[..., Campaign]) -> None:
     beta = Workspace.objects.create(name="Beta")
     alpha = Workspace.objects.create(name="Alpha")
     make_campaign(name="In alpha", workspace=alpha)
@@ -74,8 +74,37 @@ def test_default_is_first_by_name(make_campaign: Callable[..., Campaign]) -> Non
 
     html = client.get(reverse("campaigns:index")).content.decode()
 
-    assert "In alpha" in html
-    assert "In beta" not in html
+    # Beta was joined first, although Alpha comes first by name.
+    assert "In beta" in html
+    assert "In alpha" not in html
+    assert client.session[SESSION_KEY] == beta.pk
+
+
+def test_being_added_elsewhere_keeps_the_current_workspace() -> None:
+    team = Workspace.objects.create(name="Team B")
+    frank = user("frank", (team, Role.MEMBER))
+    client = signed_in_as(frank)
+    client.get(reverse("campaigns:index"))
+    # Another user's workspace, whose name sorts first, adds frank.
+    attacker = Workspace.objects.create(name="!Attack")
+    join_workspace(user("gina"), attacker, Role.OWNER)
+    join_workspace(frank, attacker, Role.MEMBER)
+
+    client.post(
+        reverse("campaigns:create"),
+        {
+            "name": "Private list",
+            "recipients-TOTAL_FORMS": "1",
+            "recipients-INITIAL_FORMS": "0",
+            "recipients-0-email": "vip@example.com",
+        },
+    )
+    fresh = signed_in_as(frank)
+    fresh.get(reverse("campaigns:index"))
+
+    assert Campaign.objects.get(name="Private list").workspace == team
+    # A new session starts in the workspace that frank joined first, too.
+    assert fresh.session[SESSION_KEY] == team.pk
 
 
 def test_switch_workspace(make_campaign: Callable[..., Campaign]) -> None:
@@ -108,7 +137,8 @@ def test_switch_to_unknown_or_foreign_workspace_404(client: Client, value: str) 
     )
 
     assert response.status_code == 404
-    assert SESSION_KEY not in client.session
+    # The session stays in the operator's workspace.
+    assert client.session[SESSION_KEY] == operator_workspace().pk
 
 
 def test_left_workspace_falls_back(make_campaign: Callable[..., Campaign]) -> None:
@@ -196,6 +226,17 @@ def test_member_cannot_change_roles_or_remove_others() -> None:
     assert Membership.objects.get(pk=operator.pk).role == Role.OWNER
 
 
+def test_switcher_tells_same_names_apart() -> None:
+    first = Workspace.objects.create(name="Team")
+    second = Workspace.objects.create(name="Team")
+    client = signed_in_as(user("ada", (first, Role.MEMBER), (second, Role.MEMBER)))
+
+    html = client.get(reverse("campaigns:index")).content.decode()
+
+    assert f">Team (#{first.pk})</option>" in html
+    assert f">Team (#{second.pk})</option>" in html
+
+
 def test_member_leaves() -> None:
     workspace = operator_workspace()
     operator_user()
@@ -221,8 +262,17 @@ def test_last_owner_cannot_leave_or_step_down(client: Client) -> None:
 
     assert demote.status_code == 303
     assert Membership.objects.get(pk=membership.pk).role == Role.OWNER
-    assert "operator is the last owner of this workspace." in flash(leave)[0]
+    assert flash(leave)[0].startswith("You are the last owner of this workspace.")
     assert events(operator_workspace()) == []
+
+
+def test_last_owner_is_not_offered_leave(client: Client) -> None:
+    user("grace", (operator_workspace(), Role.MEMBER))
+
+    html = client.get(WORKSPACE_URL).content.decode()
+
+    assert "Only owner" in html
+    assert ">Leave</a>" not in html
 
 
 def test_owner_promotes_then_steps_down(client: Client) -> None:
@@ -235,6 +285,7 @@ def test_owner_promotes_then_steps_down(client: Client) -> None:
 
     roles = dict(Membership.objects.values_list("user__username", "role"))
     assert roles == {"operator": Role.MEMBER, "grace": Role.OWNER}
+    assert flash(client.get(WORKSPACE_URL))[-1] == "operator is now a member."
     assert events(workspace) == [
         (Action.MEMBER_ROLE_CHANGED, "operator", "grace: member → owner"),
         (Action.MEMBER_ROLE_CHANGED, "operator", "operator: owner → member"),
@@ -275,6 +326,21 @@ def test_owner_adds_existing_account(client: Client, given: str) -> None:
     assert response.status_code == 303
     assert Membership.objects.get(user=alan).role == Role.MEMBER
     assert events(operator_workspace()) == [(Action.MEMBER_ADDED, "operator", "alan as member")]
+
+
+def test_address_in_other_case_finds_invited_account(
+    client: Client, smtp_sink: RecordingHandler
+) -> None:
+    # Invitations make the lower-cased address the username.
+    frank = get_user_model().objects.create_user("frank@example.com", "", OPERATOR_PASSWORD)
+
+    response = client.post(
+        reverse("accounts:member_add"), {"user": "Frank@Example.com", "role": "owner"}, follow=True
+    )
+
+    assert Membership.objects.get(user=frank).role == Role.OWNER
+    assert flash(response) == ["frank@example.com is now an owner of “Operators”."]
+    assert smtp_sink.messages == []
 
 
 @pytest.mark.parametrize(
@@ -344,6 +410,41 @@ def test_invitation_that_cannot_be_sent_adds_nobody(client: Client, settings: An
     assert not get_user_model().objects.filter(username="hedy@example.com").exists()
 
 
+def test_invited_account_added_elsewhere_gets_a_new_link(
+    client: Client, smtp_sink: RecordingHandler
+) -> None:
+    invited = get_user_model().objects.create_user("hedy@example.com", "hedy@example.com")
+    invited.set_unusable_password()
+    invited.save()
+
+    response = client.post(
+        reverse("accounts:member_add"), {"user": "HEDY@example.com", "role": "member"}, follow=True
+    )
+
+    assert Membership.objects.get(user=invited).role == Role.MEMBER
+    assert len(smtp_sink.messages) == 1
+    assert flash(response) == [
+        "Invitation sent to hedy@example.com. They join as a member and choose a password "
+        "through the link."
+    ]
+
+
+def test_invitation_page_asks_to_choose_a_password(
+    client: Client, smtp_sink: RecordingHandler, settings: Any
+) -> None:
+    settings.SITE_URL = "http://testserver"
+    client.post(reverse("accounts:member_add"), {"user": "hedy@example.com", "role": "member"})
+    message = email.message_from_bytes(smtp_sink.messages[0], policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"http://testserver(/accounts/password/reset/\S+)", body)
+    assert link is not None
+
+    page = Client().get(link.group(1), follow=True).content.decode()
+
+    assert "Choose your password" in page
+    assert "You sign in as hedy@example.com." in page
+
+
 def test_expired_invitation_can_be_sent_again(smtp_sink: RecordingHandler) -> None:
     invited = get_user_model().objects.create_user("hedy@example.com", "hedy@example.com")
     invited.set_unusable_password()
@@ -361,7 +462,7 @@ def test_rename(client: Client) -> None:
     assert response.status_code == 303
     assert Workspace.objects.get().name == "Growth team"
     assert blank.status_code == 422
-    assert "This field is required." in blank.content.decode()
+    assert "Enter a name for the workspace." in blank.content.decode()
     assert events(Workspace.objects.get()) == [
         (Action.WORKSPACE_RENAMED, "operator", "Operators → Growth team")
     ]
@@ -380,11 +481,76 @@ def test_create_workspace_switches_to_it(client: Client) -> None:
     assert "Workspace created" in page
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 101])
-def test_create_workspace_rejects_bad_names(client: Client, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("", "Enter a name for the workspace."),
+        ("   ", "Enter a name for the workspace."),
+        ("x" * 101, "Ensure this value has at most 100 characters"),
+        ("Bell\x07", "A workspace name cannot contain control characters."),
+        (" Operators ", "You already have a workspace named “Operators”."),
+    ],
+)
+def test_create_workspace_rejects_bad_names(client: Client, name: str, error: str) -> None:
     operator_user()
 
     response = client.post(reverse("accounts:workspace_create"), {"name": name})
 
     assert response.status_code == 422
+    assert error in response.content.decode()
     assert Workspace.objects.count() == 1
+
+
+def test_workspace_page_without_workspace_explains() -> None:
+    response = signed_in_as(user("loner")).get(WORKSPACE_URL)
+
+    assert response.status_code == 403
+    assert "You do not belong to a workspace" in response.content.decode()
+
+
+def test_delete_empty_workspace(client: Client) -> None:
+    spare = Workspace.objects.create(name="Spare")
+    join_workspace(operator_user(), spare, Role.OWNER)
+    client.post(reverse("accounts:workspace_switch"), {"workspace": spare.pk})
+
+    confirm = client.get(reverse("accounts:workspace_delete"))
+    response = client.post(reverse("accounts:workspace_delete"))
+
+    assert "Delete “Spare”?" in confirm.content.decode()
+    assert response.status_code == 303
+    assert not Workspace.objects.filter(pk=spare.pk).exists()
+    # The session falls back to the operator's other workspace.
+    assert client.get(reverse("campaigns:index")).status_code == 200
+
+
+def test_workspace_with_campaigns_is_kept(
+    client: Client, make_campaign: Callable[..., Campaign]
+) -> None:
+    make_campaign()
+
+    response = client.post(reverse("accounts:workspace_delete"), follow=True)
+
+    assert Workspace.objects.filter(pk=operator_workspace().pk).exists()
+    assert flash(response) == [
+        "“Operators” still has campaigns. Delete them first; only a workspace without "
+        "campaigns can be deleted."
+    ]
+
+
+def test_member_cannot_delete_workspace() -> None:
+    workspace = operator_workspace()
+    grace = signed_in_as(user("grace", (workspace, Role.MEMBER)))
+
+    response = grace.post(reverse("accounts:workspace_delete"))
+
+    assert response.status_code == 403
+    assert Workspace.objects.filter(pk=workspace.pk).exists()
+
+
+def test_not_found_page_mentions_workspaces(client: Client) -> None:
+    join_workspace(operator_user(), Workspace.objects.create(name="Other"), Role.MEMBER)
+
+    response = client.get(reverse("campaigns:detail", args=[999_999]))
+
+    assert response.status_code == 404
+    assert "switch to their workspace" in response.content.decode()

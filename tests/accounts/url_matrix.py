@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Workspace, join_workspace
@@ -32,7 +33,7 @@ class World:
     """Objects of the operator's workspace in every state that some URL needs."""
 
     workspace: Workspace
-    second_workspace: Workspace  # the operator is a member of this one too
+    second_workspace: Workspace  # the operator owns this one too; it has no campaigns
     pending: Campaign  # with an upload waiting for its mapping
     ready: Campaign  # pending, without an import, so that it can be dispatched
     recipient: Recipient
@@ -51,7 +52,7 @@ def build_world(import_folder: Path) -> World:
     operator = operator_user()
     workspace = operator_workspace()
     second = Workspace.objects.create(name="Second team")
-    join_workspace(operator, second, Role.MEMBER)
+    join_workspace(operator, second, Role.OWNER)
 
     def campaign(name: str, status: str = Campaign.Status.PENDING) -> Campaign:
         created = Campaign.objects.create(
@@ -142,6 +143,8 @@ class Case:
     scoped: bool = True
     stream: bool = False
     query: Callable[[World], str] = field(default=lambda world: "")
+    # Run with the right user's client before the POST.
+    prepare: Callable[[World, Client], Any] = field(default=lambda world, client: None)
 
 
 def _status(campaign_of: Callable[[World], Campaign], status: str) -> Effect:
@@ -205,6 +208,18 @@ MATRIX: dict[str, Case] = {
         post_status=303,
         effect=lambda world, client: (
             Workspace.objects.get(pk=world.workspace.pk).name == "Renamed team"
+        ),
+        scoped=False,
+    ),
+    "accounts:workspace_delete": Case(
+        post=_no_data,
+        post_status=303,
+        # Only a workspace without campaigns can be deleted: the second one.
+        prepare=lambda world, client: client.post(
+            reverse("accounts:workspace_switch"), {"workspace": world.second_workspace.pk}
+        ),
+        effect=lambda world, client: (
+            not Workspace.objects.filter(pk=world.second_workspace.pk).exists()
         ),
         scoped=False,
     ),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Field
 
 from accounts.models import (
     DEFAULT_WORKSPACE_NAME,
@@ -59,6 +60,13 @@ class Command(BaseCommand):
         username = options["username"].strip()
         if not username:
             raise CommandError("The username is empty.")
+        # The field's validators: the allowed characters and the length.
+        field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+        username_field = cast("Field[Any, Any]", field)
+        try:
+            username_field.run_validators(username)
+        except ValidationError as exc:
+            raise CommandError(f"Invalid username: {' '.join(exc.messages)}") from None
         if user_model.objects.filter(username=username).exists():
             raise CommandError(
                 f"A user named {username!r} exists already. Change a password with "
