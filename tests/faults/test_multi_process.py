@@ -6,10 +6,10 @@ operator dispatches through the first web process while the second serves
 the campaign's page and live stream. Transient failures on first attempts
 make the workers schedule retries, which any worker may pick up.
 
-The test checks what a deployment of many processes must keep: the
-provider delivered each recipient exactly once, each recipient has one
-`sent` attempt and a final status, the campaign was started and completed
-once, and the header counts, which triggers maintain, match the rows.
+The test checks what a deployment of many processes must keep. The
+provider delivered each recipient exactly once, and each recipient has one
+`sent` attempt and a final status. The campaign was started and completed
+once. The header counts, which triggers maintain, match the rows.
 """
 
 from __future__ import annotations
@@ -69,12 +69,13 @@ WORKER_SETTINGS = {
     "DELIVERY_LEASE_SECONDS": "30",
 }
 
-# From the dispatch POST to the completed campaign. The run takes about 5 s
-# on an idle 2-core machine; the rest is room for other test runs.
+# From the dispatch POST to the completed campaign. Worker loops finished in
+# about 4 s on a 2-core machine at a load average of 5, so the rest is room
+# for slower or busier hosts.
 FINISH_TIMEOUT_SECONDS = 120.0
 # From the completion in the database to the header that says so on the stream.
 STREAM_TIMEOUT_SECONDS = 30.0
-# Longest wait for one line of the stream, above the 15 s keep-alive interval.
+# Maximum wait for one line of the stream, above the 15 s keep-alive interval.
 STREAM_READ_TIMEOUT_SECONDS = 40.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 
@@ -282,7 +283,11 @@ def test_web_and_workers_share_campaign(
     completions_by_sweep = cluster.count_in_logs(
         rf"sweep: .*completed campaigns \[[^\]]*\b{campaign.pk}\b"
     )
-    assert completions_by_loops + completions_by_sweep == 1
+    completions = completions_by_loops + completions_by_sweep
+    assert completions == 1, (
+        f"completed {completions_by_loops} times by a worker loop and "
+        f"{completions_by_sweep} times by the sweep"
+    )
     campaign.refresh_from_db()
     assert campaign.completed_at is not None
     assert campaign.started_at is not None
