@@ -29,6 +29,7 @@ from django.urls import reverse
 
 from audit.models import Action, AuditEvent
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
+from campaigns.views import RECIPIENTS_PER_PAGE
 from tests.factories import session_cookie
 from tests.faults.cluster import DispatchCluster, wait_for
 from tests.faults.conftest import campaign_status
@@ -213,7 +214,7 @@ def test_web_and_workers_share_campaign(
     source = STREAM_SOURCE.search(page.body)
     assert source is not None, "the campaign page has no live stream source"
     visible_ids = {int(recipient_id) for recipient_id, _ in ROW_STATUS.findall(page.body)}
-    assert len(visible_ids) == 50
+    assert len(visible_ids) == RECIPIENTS_PER_PAGE
     watcher = StreamWatcher(viewer, html.unescape(source.group(1)), cookie)
     watcher.start()
     try:
