@@ -30,7 +30,7 @@ from tests.faults.cluster import (
     start_worker,
 )
 from tests.faults.providers import DeliveryRecords
-from tests.servers import free_port
+from tests.servers import AppServer, free_port, start_app_server, stop_app_server
 
 RECIPIENT_BATCH_SIZE = 2000
 
@@ -188,11 +188,44 @@ def dispatch_cluster(
     redis_client.delete(*queues)
 
 
+# uvicorn processes of the running test, for the failure report.
+_running_app_servers: list[AppServer] = []
+
+
+@pytest.fixture
+def web_servers(
+    transactional_db: None, tmp_path: Path
+) -> Iterator[Callable[[int], list[AppServer]]]:
+    """Return a function that starts `count` uvicorn processes, all stopped after the test.
+
+    Each process serves config.asgi on a free loopback port, reads the test
+    database and sends tasks to this run's queues (see tests/servers.py). The
+    function returns once every process serves the sign-in page. Each one
+    writes its own log, web-1.log, web-2.log, ..., in the test's tmp_path.
+    """
+    started: list[AppServer] = []
+
+    def start(count: int) -> list[AppServer]:
+        servers = []
+        for _ in range(count):
+            server = start_app_server(tmp_path / f"web-{len(started) + 1}.log")
+            started.append(server)
+            _running_app_servers.append(server)
+            servers.append(server)
+        return servers
+
+    yield start
+    for server in started:
+        stop_app_server(server)
+        _running_app_servers.remove(server)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the log tail of every worker and beat process to the report of a failed test."""
+    """Attach the log tail of every worker, beat and uvicorn process to the report of a
+    failed test."""
     report = yield
     if report.failed:
         for cluster in _running_clusters:
@@ -200,4 +233,8 @@ def pytest_runtest_makereport(
                 report.sections.append(
                     (f"{process.name} log tail ({process.log_path})", process.log_tail())
                 )
+        for server in _running_app_servers:
+            report.sections.append(
+                (f"uvicorn log tail ({server.base_url}, {server.log_path})", server.log_tail())
+            )
     return report
