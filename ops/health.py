@@ -80,6 +80,9 @@ def check_database() -> None:
         _migrations_applied = True
     finally:
         wrapper.close()
+        # MigrationRecorder reads django_migrations through the alias, which
+        # in this thread is a connection of its own; it must not stay open.
+        connections[DEFAULT_DB_ALIAS].close()
 
 
 def forget_migrations_check() -> None:
