@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -111,7 +111,7 @@ def _event_stream(events: AsyncIterator[str], stream: str) -> StreamingHttpRespo
     return response
 
 
-async def _counted(events: AsyncIterator[str], stream: str) -> AsyncIterator[str]:
+async def _counted(events: AsyncIterator[str], stream: str) -> AsyncGenerator[str]:
     """Yield `events`, counted in the live-streams gauge from the first event until the end."""
     gauge = metrics.LIVE_STREAMS.labels(stream=stream)
     gauge.inc()

@@ -159,7 +159,7 @@ class QueueLengthCollector(Collector):
         family = GaugeMetricFamily(
             f"{PREFIX}_queue_length",
             "Messages waiting in a Celery queue, not yet taken by a worker.",
-            labels=["queue", "name"],
+            labels=["kind", "queue"],
         )
         names = queue_names()
         timeout = settings.METRICS_REDIS_TIMEOUT_SECONDS
