@@ -71,7 +71,9 @@ class LogContextFilter(logging.Filter):
     """Copy the bound ids onto each record, unless the record already has that attribute.
 
     A record gets ids from `logger.info(..., extra={"campaign_id": 7})` too, and
-    those win over the bound ones.
+    those win over the bound ones. Django logs 4xx and 5xx responses
+    (django.request) after the middleware has returned, with the request in
+    `record.request`, so its request and workspace ids are read from there.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -80,4 +82,13 @@ class LogContextFilter(logging.Filter):
             for name, value in mapping.items():
                 if not hasattr(record, name):
                     setattr(record, name, value)
+        request = getattr(record, "request", None)
+        if request is not None:
+            if not hasattr(record, "request_id"):
+                request_id = getattr(request, "request_id", None)
+                if request_id is not None:
+                    record.request_id = request_id
+            workspace = getattr(request, "workspace", None)
+            if workspace is not None and not hasattr(record, "workspace_id"):
+                record.workspace_id = workspace.pk
         return True
