@@ -523,6 +523,16 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
         f"METRICS_TOKEN has {len(METRICS_TOKEN)} characters: use at least 32, "
         "or leave it empty to turn /metrics off"
     )
+# prometheus-client's multiprocess mode: every process writes its metrics to
+# files in this folder, and a scrape adds them up. prometheus-client reads
+# the variable itself, from the environment (or .env, loaded above) of each
+# process, before ops/metrics.py is imported.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if _metrics_dir and not os.path.isdir(_metrics_dir):
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir!r} is not a folder: create it (empty) "
+        "before the processes start, or unset the variable"
+    )
 # Seconds that the Redis commands behind the queue-length metric may take.
 METRICS_REDIS_TIMEOUT_SECONDS = 1.0
 # --- End of health checks and metrics ----------------------------------------
