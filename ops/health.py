@@ -64,7 +64,7 @@ def check_database() -> None:
                 cursor.execute("SELECT 1")
         except Exception as exc:
             logger.warning("readiness: PostgreSQL check failed: %s: %s", type(exc).__name__, exc)
-            raise CheckFailed("PostgreSQL is unreachable or did not answer in time") from exc
+            raise CheckFailed("PostgreSQL is unreachable or timed out") from exc
         if _migrations_applied:
             return
         try:
@@ -101,7 +101,7 @@ def check_redis() -> None:
         client.ping()
     except redis.RedisError as exc:
         logger.warning("readiness: Redis check failed: %s: %s", type(exc).__name__, exc)
-        raise CheckFailed("Redis is unreachable or did not answer in time") from exc
+        raise CheckFailed("Redis is unreachable or timed out") from exc
     finally:
         client.close()
 
@@ -119,7 +119,7 @@ def check_broker() -> None:
         connection.ensure_connection(max_retries=0, timeout=max(1, math.ceil(timeout)))
     except Exception as exc:
         logger.warning("readiness: broker check failed: %s: %s", type(exc).__name__, exc)
-        raise CheckFailed("the Celery broker is unreachable or did not answer in time") from exc
+        raise CheckFailed("the Celery broker is unreachable or timed out") from exc
     finally:
         connection.release()
 

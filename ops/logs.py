@@ -16,7 +16,7 @@ from typing import Any
 from ops.context import FIELDS
 
 # uvicorn's access log passes these arguments, in this order, to the format
-# '%s - "%s %s HTTP/%s" %d' (uvicorn.protocols.http, uvicorn 0.30 and later).
+# '%s - "%s %s HTTP/%s" %d' (uvicorn.protocols.http in uvicorn 0.55.0, the locked version).
 _ACCESS_LOG_FIELDS = ("client", "method", "path", "http_version", "status")
 
 

@@ -2,7 +2,7 @@
 
 With PROMETHEUS_MULTIPROC_DIR set in the environment before this module is
 imported, prometheus-client keeps every process's values in files in that
-folder, and a scrape of any web process on the host adds up the values of
+folder. A scrape of any web process on the host then adds up the values of
 every process that wrote there: uvicorn workers, Celery workers and
 management commands. docs/operations.md explains the setup.
 
@@ -93,7 +93,7 @@ def count_outcomes(
 
     `changed` are the rows that the outcomes changed: an outcome that arrived
     after its claim expired is not counted in DELIVERIES, because another
-    worker's result stands. Its provider call and retry are counted.
+    worker's result is kept. Its provider call and retry are counted.
     """
     tally = Tally((r.channel, _OUTCOME_OF_STATUS[r.status]) for r in changed)
     for (channel, label), count in tally.items():

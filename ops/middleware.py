@@ -15,8 +15,8 @@ from ops import context
 
 HEADER = "X-Request-ID"
 # An incoming id is kept when it is 1 to 128 of these characters, which
-# covers UUIDs and the ids of common proxies and tracing headers; anything
-# else is replaced, so that a client cannot put arbitrary text into the logs.
+# covers UUIDs and the ids of common proxies and tracing headers. Any other
+# value is replaced, so that a client cannot put arbitrary text into the logs.
 _VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 

@@ -65,7 +65,7 @@ async def _timed_check(name: str, timeout: float) -> dict[str, object]:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Return the metrics in Prometheus' text format to a scrape with the METRICS_TOKEN token.
 
-    Answers 404 while METRICS_TOKEN is unset, and 401 to a request without
+    Returns 404 while METRICS_TOKEN is unset, and 401 to a request without
     the token or with another one.
     """
     token = settings.METRICS_TOKEN
