@@ -457,8 +457,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-# "text" prints one plain line per record; "json" prints one JSON object per
-# record with the request, workspace, campaign, recipient and task ids that
+# "text" prints one plain line per record. "json" prints one JSON object per
+# record, with the request, workspace, campaign, recipient and task ids that
 # are known (ops/logs.py, docs/operations.md).
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", ["text", "json"])
 LOGGING: dict[str, Any] = {
@@ -514,7 +514,7 @@ if LOG_FORMAT == "json":
 READINESS_CHECK_TIMEOUT_SECONDS = env_float(
     "READINESS_CHECK_TIMEOUT_SECONDS", 2.0, minimum=0.1, maximum=30.0
 )
-# /metrics answers 404 unless this is set; with it set, a scrape must send
+# /metrics returns 404 unless this is set. With it set, a scrape must send
 # "Authorization: Bearer <token>". At least 32 characters, such as the output
 # of `python -c "import secrets; print(secrets.token_urlsafe(32))"`.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
@@ -545,7 +545,7 @@ _https = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
 # Load balancers and orchestrators often probe over plain http inside the
 # network, and a probe that is redirected to https counts as failed. The
-# probes' answers contain no secret.
+# probes' responses contain no secret.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https)
