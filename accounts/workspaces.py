@@ -26,6 +26,7 @@ from django.utils.deprecation import MiddlewareMixin
 
 from accounts.models import Membership, Workspace
 from campaigns.models import Campaign
+from ops import context as log_context
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -134,6 +135,7 @@ class WorkspaceMiddleware(MiddlewareMixin):
         if membership is not None:
             request.membership = membership  # type: ignore[attr-defined]
             request.workspace = membership.workspace  # type: ignore[attr-defined]
+            log_context.add(workspace_id=membership.workspace_id)
             return None
         match = request.resolver_match
         if (

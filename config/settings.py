@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import phonenumbers
@@ -65,9 +66,13 @@ INSTALLED_APPS = [
     "suppressions",
     "accounts",
     "audit",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First, so that every response carries X-Request-ID and every log record
+    # of the request its id (ops/middleware.py).
+    "ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise, so that static files go out without a policy of their own.
@@ -452,22 +457,29 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-LOGGING = {
+# "text" prints one plain line per record. "json" prints one JSON object per
+# record, with the request, workspace, campaign, recipient and task ids that
+# are known (ops/logs.py, docs/operations.md).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ["text", "json"])
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},
     },
     "filters": {
         # Unsubscribe tokens in request paths carry a recipient's address and
         # unsubscribe them, so logs show /u/[redacted] instead (suppressions/redaction.py).
         "redact_tokens": {"()": "suppressions.redaction.RedactUnsubscribeTokens"},
+        # The request, campaign and recipient ids bound in ops/context.py.
+        "log_context": {"()": "ops.context.LogContextFilter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_tokens"],
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["redact_tokens", "log_context"],
         },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
@@ -478,11 +490,52 @@ LOGGING = {
         "suppressions": {"level": LOG_LEVEL},
         "imports": {"level": LOG_LEVEL},
         "accounts": {"level": LOG_LEVEL},
+        "ops": {"level": LOG_LEVEL},
         # The Twilio library logs every API request's URL and headers at INFO,
         # which a Celery worker started with --loglevel=info would print.
         "twilio": {"level": "WARNING"},
     },
 }
+if LOG_FORMAT == "json":
+    # Django's default configuration gives these loggers plain-text handlers
+    # of their own. In JSON mode they write through the console handler
+    # instead, and only once. uvicorn's and Celery's handlers get the JSON
+    # formatter when the app starts (ops/apps.py, config/celery.py).
+    LOGGING["loggers"].update(
+        {
+            "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        }
+    )
+
+# --- Health checks and metrics (docs/operations.md) -------------------------
+# Seconds that each check of /readyz (PostgreSQL, Redis, the Celery broker)
+# may take before it counts as failed.
+READINESS_CHECK_TIMEOUT_SECONDS = env_float(
+    "READINESS_CHECK_TIMEOUT_SECONDS", 2.0, minimum=0.1, maximum=30.0
+)
+# /metrics returns 404 unless this is set. With it set, a scrape must send
+# "Authorization: Bearer <token>". At least 32 characters, such as the output
+# of `python -c "import secrets; print(secrets.token_urlsafe(32))"`.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ValueError(
+        f"METRICS_TOKEN has {len(METRICS_TOKEN)} characters: use at least 32, "
+        "or leave it empty to turn /metrics off"
+    )
+# prometheus-client's multiprocess mode: every process writes its metrics to
+# files in this folder, and a scrape adds them up. prometheus-client reads
+# the variable itself, from the environment (or .env, loaded above) of each
+# process, before ops/metrics.py is imported.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if _metrics_dir and not os.path.isdir(_metrics_dir):
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir!r} is not a folder: create it (empty) "
+        "before the processes start, or unset the variable"
+    )
+# Seconds that the Redis commands behind the queue-length metric may take.
+METRICS_REDIS_TIMEOUT_SECONDS = 1.0
+# --- End of health checks and metrics ----------------------------------------
 
 # --- HTTPS, security headers and the Content Security Policy ----------------
 # docs/security.md explains each one. With DEBUG off, every HTTPS setting is
@@ -490,6 +543,10 @@ LOGGING = {
 # that development works over plain http.
 _https = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
+# Load balancers and orchestrators often probe over plain http inside the
+# network, and a probe that is redirected to https counts as failed. The
+# probes' responses contain no secret.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https)
 # Strict-Transport-Security: SecurityMiddleware sends it on HTTPS responses

@@ -21,6 +21,14 @@ os.environ.setdefault("IMPORT_QUEUE", f"test-imports-{RUN_ID}")
 os.environ.setdefault(
     "IMPORT_FILES_DIR", os.path.join(tempfile.gettempdir(), f"campaign-dispatcher-test-{RUN_ID}")
 )
+# Metrics in multiprocess mode, as in production: every process of the run
+# (pytest, uvicorn, Celery workers) writes its values into this folder, which
+# must be set before prometheus_client is first imported (ops/metrics.py).
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(tempfile.gettempdir(), f"campaign-dispatcher-metrics-{RUN_ID}"),
+)
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 # Tests deliver through the simulated provider unless they choose another;
 # those that send email start their own SMTP server (tests/smtp.py).
 os.environ.setdefault("DELIVERY_PROVIDER", "dispatch.providers.SimulatedProvider")

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("dispatch.urls")),
     path("campaigns/<int:pk>/imports/", include("imports.urls")),
     path("", include("suppressions.urls")),
+    path("", include("ops.urls")),
 ]
 
 handler400 = "config.errors.bad_request"

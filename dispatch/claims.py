@@ -202,6 +202,8 @@ class Outcome:
     error: str = ""
     transient: bool = False
     retry_at: datetime | None = None
+    # Seconds that the provider call took, or None when no provider was called.
+    provider_seconds: float | None = None
 
 
 def record_outcomes(campaign_id: int, outcomes: list[Outcome]) -> list[Recipient]:

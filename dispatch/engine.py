@@ -61,6 +61,8 @@ from dispatch.providers import (
 from dispatch.providers.base import short_reason, traceback_with_short_message
 from dispatch.rate_limit import MultiRateLimiter, RateLimitTimeout, limiter_for
 from live import broadcasts, streams
+from ops import context as log_context
+from ops import metrics
 from suppressions.models import suppressed_among
 
 logger = logging.getLogger(__name__)
@@ -190,20 +192,20 @@ class _Loop:
         # pending campaign can be edited.
         self.content = MessageContent.of(campaign)
         self.workspace_id = campaign.workspace_id
-        logger.info("campaign %s: worker loop started", self.campaign_id)
+        with log_context.bind(campaign_id=self.campaign_id, workspace_id=self.workspace_id):
+            logger.info("campaign %s: worker loop started", self.campaign_id)
+            with ThreadPoolExecutor(
+                max_workers=self.config.concurrency, thread_name_prefix=f"deliver-{campaign.pk}"
+            ) as pool:
+                try:
+                    self._deliver_all(pool)
+                finally:
+                    # Whatever stopped the loop, outcomes already known are kept
+                    # and unstarted claims go back to the queue.
+                    self._flush()
+                    self._release_waiting()
 
-        with ThreadPoolExecutor(
-            max_workers=self.config.concurrency, thread_name_prefix=f"deliver-{campaign.pk}"
-        ) as pool:
-            try:
-                self._deliver_all(pool)
-            finally:
-                # Whatever stopped the loop, outcomes already known are kept
-                # and unstarted claims go back to the queue.
-                self._flush()
-                self._release_waiting()
-
-        self._finish()
+            self._finish()
         return self.stats
 
     def _deliver_all(self, pool: ThreadPoolExecutor) -> None:
@@ -276,6 +278,7 @@ class _Loop:
                 reasons[claim] = "not sent: the phone number is on the suppression list"
         changed = claims.suppress_claims(self.campaign_id, reasons)
         self.stats.suppressed += len(changed)
+        metrics.count_suppressed(self.provider, changed)
         broadcasts.broadcast_recipients(self.campaign_id, changed)
         logger.info(
             "campaign %s: %d recipients not sent because they are on the suppression list",
@@ -316,6 +319,16 @@ class _Loop:
         Returns None when the claim was not started because the campaign
         stopped while it waited for the rate limiter.
         """
+        # Pool threads do not inherit the loop thread's context.
+        with log_context.bind(
+            workspace_id=self.workspace_id,
+            campaign_id=claim.campaign_id,
+            recipient_id=claim.recipient_id,
+            attempt=claim.attempt,
+        ):
+            return self._deliver_in_context(claim)
+
+    def _deliver_in_context(self, claim: Claim) -> Outcome | None:
         if self.limiter is not None:
             try:
                 if not self._wait_for_rate_limit(self.limiter):
@@ -340,12 +353,26 @@ class _Loop:
             missing_content=missing,
         )
         started_at = timezone.now()
+        call_started = time.perf_counter()
         try:
             message_id = self.provider.deliver(delivery)
         except DeliveryError as exc:
-            return self._failure(claim, started_at, str(exc), transient=exc.transient)
+            return self._failure(
+                claim,
+                started_at,
+                str(exc),
+                transient=exc.transient,
+                provider_seconds=time.perf_counter() - call_started,
+            )
         except (TimeoutError, ConnectionError) as exc:
-            return self._failure(claim, started_at, f"{type(exc).__name__}: {exc}", transient=True)
+            reason = f"{type(exc).__name__}: {exc}"
+            return self._failure(
+                claim,
+                started_at,
+                reason,
+                transient=True,
+                provider_seconds=time.perf_counter() - call_started,
+            )
         except Exception as exc:
             # A provider bug must not stop the campaign: it fails this
             # recipient for good, with the traceback in the log.
@@ -356,7 +383,14 @@ class _Loop:
                 traceback_with_short_message(exc),
             )
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
-            return self._failure(claim, started_at, reason, transient=False)
+            return self._failure(
+                claim,
+                started_at,
+                reason,
+                transient=False,
+                provider_seconds=time.perf_counter() - call_started,
+            )
+        provider_seconds = time.perf_counter() - call_started
         return Outcome(
             claim=claim,
             status=Recipient.Status.SENT,
@@ -364,6 +398,7 @@ class _Loop:
             started_at=started_at,
             finished_at=timezone.now(),
             provider_message_id=message_id,
+            provider_seconds=provider_seconds,
         )
 
     def _render(self, batch: list[Claim]) -> None:
@@ -434,7 +469,14 @@ class _Loop:
                 time.sleep(pause)
         return False
 
-    def _failure(self, claim: Claim, started_at: datetime, reason: str, transient: bool) -> Outcome:
+    def _failure(
+        self,
+        claim: Claim,
+        started_at: datetime,
+        reason: str,
+        transient: bool,
+        provider_seconds: float | None = None,
+    ) -> Outcome:
         # The reasons of exceptions other than DeliveryError are not shortened yet.
         reason = short_reason(reason)
         finished_at = timezone.now()
@@ -472,6 +514,7 @@ class _Loop:
             error=reason,
             transient=transient,
             retry_at=retry_at,
+            provider_seconds=provider_seconds,
         )
 
     def _flush(self) -> None:
@@ -480,6 +523,7 @@ class _Loop:
             return
         outcomes, self.outcomes = self.outcomes, []
         changed = claims.record_outcomes(self.campaign_id, outcomes)
+        metrics.count_outcomes(self.provider, changed, outcomes)
 
         final = [r for r in changed if r.status != Recipient.Status.QUEUED]
         failed = sum(1 for r in final if r.status == Recipient.Status.FAILED)

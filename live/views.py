@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -14,6 +14,7 @@ from accounts.workspaces import workspace_campaigns
 from live import streams
 from live.feeds import CampaignFeed
 from live.index_feed import IndexFeed
+from ops import metrics
 
 # A page shows at most this many recipients, with room to spare.
 MAX_VISIBLE_ROWS = 200
@@ -63,7 +64,7 @@ async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
         # start from the current state rather than refuse a reconnect.
         position = None
 
-    return _event_stream(CampaignFeed(pk, recipient_ids, position).events())
+    return _event_stream(CampaignFeed(pk, recipient_ids, position).events(), "campaign")
 
 
 @unauthorized_without_login
@@ -99,15 +100,26 @@ async def index_stream(request: HttpRequest) -> HttpResponseBase:
     if not own_ids:
         # Nothing to follow. EventSource does not reconnect after a 204.
         return HttpResponse(status=204)
-    return _event_stream(IndexFeed(own_ids).events())
+    return _event_stream(IndexFeed(own_ids).events(), "index")
 
 
-def _event_stream(events: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
+def _event_stream(events: AsyncIterator[str], stream: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_counted(events, stream), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Tells nginx-style proxies not to buffer the stream.
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+async def _counted(events: AsyncIterator[str], stream: str) -> AsyncGenerator[str]:
+    """Yield `events`, counted in the live-streams gauge from the first event until the end."""
+    gauge = metrics.LIVE_STREAMS.labels(stream=stream)
+    gauge.inc()
+    try:
+        async for event in events:
+            yield event
+    finally:
+        gauge.dec()
 
 
 def _bad_request(message: str) -> HttpResponse:
