@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from ninja import Header, Query
+from ninja import Header, Query, Status
 
 from accounts.workspaces import current_workspace, get_campaign, workspace_campaigns
 from api import idempotency
@@ -80,7 +80,7 @@ def create_campaign(
     request: HttpRequest,
     payload: CampaignIn,
     idempotency_key: str | None = IDEMPOTENCY_KEY,
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     """Create a pending campaign with its message content and recipients.
 
     The content and the recipient rows are validated as the campaign form
@@ -90,13 +90,14 @@ def create_campaign(
     """
     _check_row_count(len(payload.recipients))
     workspace = current_workspace(request)
-    return idempotency.run_once(
+    status, body = idempotency.run_once(
         workspace.pk,
         idempotency_key,
         "create_campaign",
         payload.model_dump(mode="json"),
         partial(_create_campaign, request, payload),
     )
+    return Status(status, body)
 
 
 def _create_campaign(request: HttpRequest, payload: CampaignIn) -> tuple[int, dict[str, Any]]:
@@ -178,7 +179,7 @@ def get_campaign_detail(request: HttpRequest, campaign_id: int) -> dict[str, Any
 )
 def add_recipients(
     request: HttpRequest, campaign_id: int, payload: RecipientsIn
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     """Add recipients to a pending campaign, with the rules and modes of create_campaign.
 
     A row whose email address or phone number the campaign already has is
@@ -196,10 +197,10 @@ def add_recipients(
                 .exists()
             )
             if not locked:
-                return 409, _not_pending(campaign.pk)
+                return Status(409, _not_pending(campaign.pk))
             checked = check_rows(payload.recipients, campaign=campaign)
             if checked.errors and not payload.skip_invalid:
-                return 422, _invalid_body(checked.errors)
+                return Status(422, _invalid_body(checked.errors))
             added = _insert(campaign, checked)
             if added:
                 record(
@@ -220,7 +221,7 @@ def add_recipients(
             "time. Send the request again to see which rows are affected.",
         ) from None
     logger.info("campaign %s: %d recipients added through the API", campaign.pk, added)
-    return 201, {"added": added, "skipped": [error.as_dict() for error in checked.errors]}
+    return Status(201, {"added": added, "skipped": [error.as_dict() for error in checked.errors]})
 
 
 @api.get(
@@ -277,16 +278,17 @@ TRANSITION_RESPONSES: dict[int, Any] = {200: TransitionOut, 409: ErrorOut, **COM
 )
 def dispatch_campaign(
     request: HttpRequest, campaign_id: int, idempotency_key: str | None = IDEMPOTENCY_KEY
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     """Start delivering a pending campaign; 409 with the reason when it cannot start."""
     campaign = get_campaign(request, campaign_id)
-    return idempotency.run_once(
+    status, body = idempotency.run_once(
         campaign.workspace_id,
         idempotency_key,
         f"dispatch_campaign:{campaign.pk}",
         None,
         partial(_dispatch, request, campaign),
     )
+    return Status(status, body)
 
 
 def _dispatch(request: HttpRequest, campaign: Campaign) -> tuple[int, dict[str, Any]]:
@@ -327,7 +329,7 @@ def _dispatch(request: HttpRequest, campaign: Campaign) -> tuple[int, dict[str, 
     summary="Pause a processing campaign",
     url_name="pause",
 )
-def pause_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[str, Any]]:
+def pause_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, Any]]:
     campaign = get_campaign(request, campaign_id)
     with transaction.atomic():
         paused = campaign.pause(f"paused by an operator {THROUGH_API}")
@@ -335,9 +337,9 @@ def pause_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[st
             record(campaign, Action.PAUSED, request.user, THROUGH_API)
             transaction.on_commit(partial(broadcast_campaign, campaign))
     if not paused:
-        return 409, _refused(campaign.pk, "Only a processing campaign can be paused")
+        return Status(409, _refused(campaign.pk, "Only a processing campaign can be paused"))
     logger.info("campaign %s: paused through the API", campaign.pk)
-    return 200, {"campaign": _fresh(campaign.pk)}
+    return Status(200, {"campaign": _fresh(campaign.pk)})
 
 
 @api.post(
@@ -346,7 +348,7 @@ def pause_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[st
     summary="Resume a paused campaign",
     url_name="resume",
 )
-def resume_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[str, Any]]:
+def resume_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, Any]]:
     campaign = get_campaign(request, campaign_id)
     with transaction.atomic():
         resumed = campaign.resume()
@@ -359,9 +361,9 @@ def resume_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[s
                 transaction.on_commit(partial(wake_campaign_later, campaign.pk))
             transaction.on_commit(partial(broadcast_campaign, campaign))
     if not resumed:
-        return 409, _refused(campaign.pk, "Only a paused campaign can be resumed")
+        return Status(409, _refused(campaign.pk, "Only a paused campaign can be resumed"))
     logger.info("campaign %s: resumed through the API", campaign.pk)
-    return 200, {"campaign": _fresh(campaign.pk)}
+    return Status(200, {"campaign": _fresh(campaign.pk)})
 
 
 @api.post(
@@ -370,7 +372,7 @@ def resume_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[s
     summary="Cancel a processing or paused campaign",
     url_name="cancel",
 )
-def cancel_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[str, Any]]:
+def cancel_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, Any]]:
     campaign = get_campaign(request, campaign_id)
     with transaction.atomic():
         cancelled = campaign.cancel()
@@ -378,9 +380,9 @@ def cancel_campaign(request: HttpRequest, campaign_id: int) -> tuple[int, dict[s
             record(campaign, Action.CANCELLED, request.user, THROUGH_API)
             transaction.on_commit(partial(broadcast_refresh, campaign.pk, None))
     if not cancelled:
-        return 409, _refused(campaign.pk, "Only a processing or paused campaign can be cancelled")
+        return Status(409, _refused(campaign.pk, "Only a processing or paused campaign can be cancelled"))
     logger.info("campaign %s: cancelled through the API", campaign.pk)
-    return 200, {"campaign": _fresh(campaign.pk)}
+    return Status(200, {"campaign": _fresh(campaign.pk)})
 
 
 # --- Live stream -------------------------------------------------------------
