@@ -127,7 +127,7 @@ def _create_campaign(request: HttpRequest, payload: CampaignIn) -> tuple[int, di
     record(campaign, Action.CREATED, request.user, f"{THROUGH_API}, with {added} recipients")
     logger.info("campaign %s: created through the API with %d recipients", campaign.pk, added)
     return 201, {
-        "campaign": campaign_out(campaign),
+        "campaign": _fresh(campaign.pk),
         "added": added,
         "skipped": [error.as_dict() for error in checked.errors],
     }
