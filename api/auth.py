@@ -9,6 +9,7 @@ not read, so API requests need no CSRF token.
 from __future__ import annotations
 
 from datetime import timedelta
+
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone

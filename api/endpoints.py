@@ -35,7 +35,6 @@ from api.schemas import (
     CampaignOut,
     CampaignPage,
     ErrorOut,
-    RecipientOut,
     RecipientPage,
     RecipientsAddedOut,
     RecipientsIn,
@@ -114,7 +113,7 @@ def _create_campaign(request: HttpRequest, payload: CampaignIn) -> tuple[int, di
         instance=Campaign(workspace=current_workspace(request)),
     )
     field_errors = [
-        RowError(None, name, message)
+        RowError(None, name, str(message))
         for name, messages in form.errors.items()
         for message in messages
     ]
@@ -355,7 +354,9 @@ def resume_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, 
         if resumed:
             # With nothing queued or in flight, the campaign completes here.
             completed = campaign.complete()
-            detail = THROUGH_API + ("; nothing was left to deliver, so it completed" if completed else "")
+            detail = THROUGH_API + (
+                "; nothing was left to deliver, so it completed" if completed else ""
+            )
             record(campaign, Action.RESUMED, request.user, detail)
             if not completed:
                 transaction.on_commit(partial(wake_campaign_later, campaign.pk))
@@ -380,7 +381,9 @@ def cancel_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, 
             record(campaign, Action.CANCELLED, request.user, THROUGH_API)
             transaction.on_commit(partial(broadcast_refresh, campaign.pk, None))
     if not cancelled:
-        return Status(409, _refused(campaign.pk, "Only a processing or paused campaign can be cancelled"))
+        return Status(
+            409, _refused(campaign.pk, "Only a processing or paused campaign can be cancelled")
+        )
     logger.info("campaign %s: cancelled through the API", campaign.pk)
     return Status(200, {"campaign": _fresh(campaign.pk)})
 
@@ -402,7 +405,7 @@ def stream_url(request: HttpRequest, campaign_id: int) -> dict[str, Any]:
     token's user is still a member of the workspace.
     """
     campaign = get_campaign(request, campaign_id)
-    access = StreamAccess(campaign.pk, request.user.pk, campaign.workspace_id)
+    access = StreamAccess(campaign.pk, int(request.user.pk or 0), campaign.workspace_id)
     query = urlencode({PARAMETER: sign_access(access)})
     max_age = timedelta(seconds=settings.API_STREAM_URL_MAX_AGE_SECONDS)
     return {
@@ -513,4 +516,3 @@ def _stored_status(campaign_id: int) -> str:
     if status is None:
         raise ApiError(404, "not_found", "The campaign was deleted.")
     return str(status)
-

@@ -89,4 +89,3 @@ def _as_json_error(response: HttpResponseBase) -> HttpResponseBase:
         if header in response:
             converted[header] = response[header]
     return converted
-

@@ -68,7 +68,9 @@ def check_rows(rows: Sequence[RecipientIn], campaign: Campaign | None) -> Checke
         elif email and email_key in first_row_by_email:
             errors.append(
                 RowError(
-                    index, "email", f"Duplicate email: row {first_row_by_email[email_key]} has it too."
+                    index,
+                    "email",
+                    f"Duplicate email: row {first_row_by_email[email_key]} has it too.",
                 )
             )
         if phone and phone in taken_phones:

@@ -7,7 +7,7 @@ from datetime import datetime
 from ninja import Schema
 from pydantic import Field
 
-from campaigns.models import CampaignStatus, RecipientStatus
+from campaigns.models import CAMPAIGN_NAME_MAX_LENGTH, CampaignStatus, RecipientStatus
 
 
 class RecipientIn(Schema):
@@ -30,7 +30,7 @@ class RecipientsIn(Schema):
 
 
 class CampaignIn(RecipientsIn):
-    name: str
+    name: str = Field(min_length=1, max_length=CAMPAIGN_NAME_MAX_LENGTH)
     email_subject: str = ""
     email_text: str = ""
     email_html: str = ""
@@ -101,7 +101,9 @@ class CampaignCreatedOut(RecipientsAddedOut):
 
 class CampaignPage(Schema):
     items: list[CampaignOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class RecipientOut(Schema):
@@ -118,7 +120,9 @@ class RecipientOut(Schema):
 
 class RecipientPage(Schema):
     items: list[RecipientOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class AttemptOut(Schema):

@@ -34,7 +34,11 @@ class ApiTokenForm(forms.Form):
         max_length=TOKEN_NAME_MAX_LENGTH,
         error_messages={"required": "Enter a name that says where the token is used."},
         widget=forms.TextInput(
-            attrs={"maxlength": TOKEN_NAME_MAX_LENGTH, "placeholder": "CRM sync", "autocomplete": "off"}
+            attrs={
+                "maxlength": TOKEN_NAME_MAX_LENGTH,
+                "placeholder": "CRM sync",
+                "autocomplete": "off",
+            }
         ),
     )
 

@@ -13,6 +13,7 @@ from django.test import Client
 from accounts.models import Workspace
 from api.models import ApiToken
 from tests.factories import operator_user, operator_workspace, other_workspace_user
+from tests.servers import app_server  # noqa: F401  (the fixture of the live tests)
 
 
 @dataclass

@@ -30,7 +30,9 @@ def created_token(response: Any) -> str:
 
 
 def member_client(username: str = "grace") -> tuple[Client, Any]:
-    user = get_user_model().objects.create_user(username, f"{username}@example.com", OPERATOR_PASSWORD)
+    user = get_user_model().objects.create_user(
+        username, f"{username}@example.com", OPERATOR_PASSWORD
+    )
     join_workspace(user, operator_workspace(), Role.MEMBER)
     client = Client()
     client.force_login(user)
@@ -136,9 +138,9 @@ def test_token_of_deactivated_user_is_401(make_api: Callable[[str], ApiClient]) 
     ],
 )
 def test_bad_authorization_is_401(db: None, header: str, code: str) -> None:
-    extra = {"HTTP_AUTHORIZATION": header} if header else {}
+    headers = {"Authorization": header} if header else {}
 
-    response = Client().get("/api/v1/campaigns", **extra)
+    response = Client().get("/api/v1/campaigns", headers=headers)
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"

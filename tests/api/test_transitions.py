@@ -124,7 +124,12 @@ def test_transition_allowed(
 
 @pytest.mark.parametrize(
     ("action", "start"),
-    [("pause", "pending"), ("resume", "processing"), ("cancel", "completed"), ("pause", "cancelled")],
+    [
+        ("pause", "pending"),
+        ("resume", "processing"),
+        ("cancel", "completed"),
+        ("pause", "cancelled"),
+    ],
 )
 def test_transition_refused_is_409(
     api: ApiClient, make_campaign: Any, action: str, start: str
