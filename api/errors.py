@@ -1,8 +1,8 @@
 """The JSON error body of the API, and the exception that carries it.
 
 Every error under /api/v1/ is `{"code": ..., "message": ...}`, with an
-`errors` list for validation errors and further fields where a code says
-so (such as `status` for invalid_transition). Codes are stable; messages
+`errors` list for validation errors and further fields for some codes
+(such as `status` for invalid_transition). Codes are stable; messages
 may change.
 """
 

@@ -26,7 +26,7 @@ def hash_token(token: str) -> str:
     """Return the SHA-256 hex digest under which a token is stored.
 
     A token carries 256 random bits, so a plain hash without salt or
-    stretching suffices: nobody can guess a token from its hash.
+    stretching suffices: the hash does not reveal the token.
     """
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -86,7 +86,7 @@ class IdempotencyRecord(models.Model):
     """The response that a request with an Idempotency-Key got, kept until `expires_at`.
 
     The row is inserted in the same transaction as the request's work, so a
-    request that fails leaves no row, and a second request with the same key
+    request that fails leaves no row. A second request with the same key
     waits on the unique index until the first one commits or rolls back.
     """
 
