@@ -2,8 +2,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from accounts import views, workspace_views
-from api import token_views
 from accounts.forms import PasswordResetForm
+from api import token_views
 
 app_name = "accounts"
 
