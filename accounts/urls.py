@@ -3,6 +3,7 @@ from django.urls import path, reverse_lazy
 
 from accounts import views, workspace_views
 from accounts.forms import PasswordResetForm
+from api import token_views
 
 app_name = "accounts"
 
@@ -17,6 +18,8 @@ urlpatterns = [
     path("workspace/members", workspace_views.member_add, name="member_add"),
     path("workspace/members/<int:pk>/role", workspace_views.member_role, name="member_role"),
     path("workspace/members/<int:pk>/remove", workspace_views.member_remove, name="member_remove"),
+    path("workspace/tokens", token_views.tokens, name="api_tokens"),
+    path("workspace/tokens/<int:pk>/revoke", token_views.revoke, name="api_token_revoke"),
     path(
         "password/change/",
         auth_views.PasswordChangeView.as_view(

@@ -44,6 +44,8 @@ class Action(models.TextChoices):
     MEMBER_ADDED = "member_added", "Member added"
     MEMBER_ROLE_CHANGED = "member_role_changed", "Member's role changed"
     MEMBER_REMOVED = "member_removed", "Member removed"
+    API_TOKEN_CREATED = "api_token_created", "API token created"
+    API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
 
 class AuditEvent(models.Model):

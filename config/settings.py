@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "ops",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -77,6 +78,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise, so that static files go out without a policy of their own.
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Before anything reads a request body: JSON errors and the body limit under /api/.
+    "api.middleware.ApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -189,6 +192,27 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     minimum=64 * 1024,
 )
 # --- End of the request body limits ------------------------------------------
+
+# --- JSON API (api/, docs/api.md) --------------------------------------------
+# Recipients that one request may create or add.
+API_MAX_RECIPIENTS_PER_REQUEST = env_int("API_MAX_RECIPIENTS_PER_REQUEST", 10_000, minimum=1)
+# Bytes of an API request body; a longer body gets 413. The default gives
+# each of API_MAX_RECIPIENTS_PER_REQUEST recipients RECIPIENT_ROW_BYTES,
+# plus MESSAGE_CONTENT_BYTES for the content. DATA_UPLOAD_MAX_MEMORY_SIZE
+# does not apply to API requests.
+API_MAX_BODY_BYTES = env_int(
+    "API_MAX_BODY_BYTES",
+    API_MAX_RECIPIENTS_PER_REQUEST * RECIPIENT_ROW_BYTES + MESSAGE_CONTENT_BYTES,
+    minimum=64 * 1024,
+)
+# Hours that an Idempotency-Key is remembered, with the response it got.
+API_IDEMPOTENCY_KEY_HOURS = env_int("API_IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
+# Seconds that a request waits for another request with the same
+# Idempotency-Key to finish before it gets 409 idempotency_key_in_progress.
+API_IDEMPOTENCY_WAIT_SECONDS = env_float("API_IDEMPOTENCY_WAIT_SECONDS", 10.0, positive=True)
+# Seconds that a signed live-stream URL from the API stays valid.
+API_STREAM_URL_MAX_AGE_SECONDS = env_int("API_STREAM_URL_MAX_AGE_SECONDS", 300, minimum=10)
+# --- End of the JSON API ------------------------------------------------------
 
 # The address that links in messages start with, such as the unsubscribe
 # links: the scheme, host and port that recipients reach this app at.
@@ -470,7 +494,8 @@ LOGGING: dict[str, Any] = {
     },
     "filters": {
         # Unsubscribe tokens in request paths carry a recipient's address and
-        # unsubscribe them, so logs show /u/[redacted] instead (suppressions/redaction.py).
+        # unsubscribe them, so logs show /u/[redacted] instead, and the signed
+        # access of stream URLs as access=[redacted] (suppressions/redaction.py).
         "redact_tokens": {"()": "suppressions.redaction.RedactUnsubscribeTokens"},
         # The request, campaign and recipient ids bound in ops/context.py.
         "log_context": {"()": "ops.context.LogContextFilter"},
@@ -491,6 +516,7 @@ LOGGING: dict[str, Any] = {
         "imports": {"level": LOG_LEVEL},
         "accounts": {"level": LOG_LEVEL},
         "ops": {"level": LOG_LEVEL},
+        "api": {"level": LOG_LEVEL},
         # The Twilio library logs every API request's URL and headers at INFO,
         # which a Celery worker started with --loglevel=info would print.
         "twilio": {"level": "WARNING"},

@@ -5,13 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
 from accounts.middleware import unauthorized_without_login
-from accounts.workspaces import workspace_campaigns
+from accounts.models import Membership
+from accounts.workspaces import choose_membership, user_memberships, workspace_campaigns
+from campaigns.models import Campaign
 from live import streams
+from live.access import PARAMETER, read_access
 from live.feeds import CampaignFeed
 from live.index_feed import IndexFeed
 from ops import metrics
@@ -38,7 +43,9 @@ def _ids_error(ids_param: str, what: str) -> str | None:
     return None
 
 
-@unauthorized_without_login
+# The view checks the session or the signed access itself, so the
+# middleware lets every request through.
+@login_not_required
 @require_GET
 async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Stream a campaign page's live updates as `text/event-stream`.
@@ -46,10 +53,23 @@ async def campaign_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     Query parameters: `ids`, the comma-separated ids of the recipients that
     the page shows (rows of other recipients are not sent), and `after`, the
     stream position that the page was rendered at. A reconnecting browser's
-    `Last-Event-ID` header takes the place of `after`. 404 for an unknown
+    `Last-Event-ID` header takes the place of `after`. `access`, the signed
+    value of a stream URL from the API (live/access.py), takes the place of
+    a session. 401 without a session or valid access, 404 for an unknown
     campaign, 400 for malformed parameters.
     """
-    if not await workspace_campaigns(request).filter(pk=pk).aexists():
+    access_value = request.GET.get(PARAMETER)
+    if access_value is not None:
+        workspace_id = await _signed_workspace(access_value, pk)
+        if workspace_id is None:
+            return _unauthorized(
+                "The stream URL is invalid or has expired. Ask the API for a new one.\n"
+            )
+    else:
+        workspace_id = await _session_workspace(request)
+        if workspace_id is None:
+            return _unauthorized("Sign in first.\n")
+    if not await Campaign.objects.filter(pk=pk, workspace_id=workspace_id).aexists():
         raise Http404("Campaign not found.")
     ids_param = request.GET.get("ids", "")
     if ids_param and (error := _ids_error(ids_param, "recipient")):
@@ -101,6 +121,42 @@ async def index_stream(request: HttpRequest) -> HttpResponseBase:
         # Nothing to follow. EventSource does not reconnect after a 204.
         return HttpResponse(status=204)
     return _event_stream(IndexFeed(own_ids).events(), "index")
+
+
+async def _signed_workspace(value: str, campaign_id: int) -> int | None:
+    """Return the workspace that a signed `access` value grants, or None.
+
+    The grant holds only while its user is active and a member of the workspace.
+    """
+    access = read_access(value, campaign_id)
+    if access is None:
+        return None
+    still_member = await Membership.objects.filter(
+        user_id=access.user_id, workspace_id=access.workspace_id, user__is_active=True
+    ).aexists()
+    return access.workspace_id if still_member else None
+
+
+async def _session_workspace(request: HttpRequest) -> int | None:
+    """Return the signed-in user's current workspace, as WorkspaceMiddleware picks it.
+
+    Returns None for an anonymous request; raises Http404 for a user of no workspace.
+    """
+    user = await request.auser()
+    if not user.is_authenticated:
+        return None
+
+    def pick() -> int:
+        membership = choose_membership(request, user_memberships(user))
+        if membership is None:
+            raise Http404("No workspace.")
+        return membership.workspace_id
+
+    return await sync_to_async(pick)()
+
+
+def _unauthorized(message: str) -> HttpResponse:
+    return HttpResponse(message, status=401, content_type="text/plain; charset=utf-8")
 
 
 def _event_stream(events: AsyncIterator[str], stream: str) -> StreamingHttpResponse:

@@ -1,10 +1,12 @@
-"""Keep unsubscribe tokens out of the logs.
+"""Keep unsubscribe tokens and signed stream access out of the logs.
 
 A token in `/u/<token>` unsubscribes its recipient, and it carries the
-recipient's address in signed but readable form. Request paths reach the logs
+recipient's address in signed but readable form. The `access` query
+parameter of a campaign's event stream (live/access.py) opens the stream
+without a session until it expires. Request paths reach the logs
 through uvicorn's access log, Django's development server and Django's
 `django.request` warnings for 4xx and 5xx responses, so every path is logged
-with the token replaced by `[redacted]`.
+with the token, and the value of `access`, replaced by `[redacted]`.
 
 The LOGGING setting puts the filter on the console handler that the app's
 loggers and Django's loggers write to. uvicorn and the development server
@@ -24,6 +26,9 @@ REDACTED = "[redacted]"
 # /u/<token>/one-click, in a path or a full URL. A token is URL-safe base64
 # with ":" separators, which a log may show percent-encoded as %3A.
 _TOKEN_IN_PATH = re.compile(r"(/u/)[A-Za-z0-9_:%-]+")
+# The signed `access` parameter of a stream URL, in a query string, which a
+# log may show with the "?" or "&" percent-encoded.
+_STREAM_ACCESS = re.compile(r"((?:[?&]|%3F|%26)access(?:=|%3D))[^&\s\"']+", re.IGNORECASE)
 
 # Loggers whose records go to handlers that LOGGING does not configure.
 # uvicorn.access and django.server print every request line, and
@@ -44,8 +49,9 @@ _PLAIN_ARGUMENTS = (str, int, float)
 
 
 def redact(text: str) -> str:
-    """Replace the token of every unsubscribe path in `text` with [redacted]."""
-    return _TOKEN_IN_PATH.sub(rf"\g<1>{REDACTED}", text)
+    """Replace every unsubscribe token and stream access value in `text` with [redacted]."""
+    text = _TOKEN_IN_PATH.sub(rf"\g<1>{REDACTED}", text)
+    return _STREAM_ACCESS.sub(rf"\g<1>{REDACTED}", text)
 
 
 class RedactUnsubscribeTokens(logging.Filter):

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Workspace, join_workspace
+from api.models import ApiToken
 from campaigns.models import Campaign, Recipient
 from imports.models import RecipientImport
 from suppressions.models import Suppression, SuppressionReason, suppress
@@ -46,6 +47,7 @@ class World:
     suppression: Suppression
     member: Membership  # grace, a member of the operator's workspace
     newcomer: Any  # alan, an account in no workspace
+    api_token: ApiToken  # the operator's, in the operator's workspace
 
 
 def build_world(import_folder: Path) -> World:
@@ -91,6 +93,7 @@ def build_world(import_folder: Path) -> World:
         )[0],
         member=member,
         newcomer=users.create_user("alan", "alan@example.com", OPERATOR_PASSWORD),
+        api_token=ApiToken.issue(workspace.pk, operator, "CI")[0],
     )
 
 
@@ -245,6 +248,25 @@ MATRIX: dict[str, Case] = {
         post_status=303,
         effect=lambda world, client: not Membership.objects.filter(pk=world.member.pk).exists(),
     ),
+    "accounts:api_tokens": Case(
+        post=lambda world: {"name": "Deploy"},
+        # The new token is shown in the response, never stored, so no redirect.
+        post_status=200,
+        effect=lambda world, client: ApiToken.objects.filter(
+            workspace=world.workspace, name="Deploy"
+        ).exists(),
+        scoped=False,
+    ),
+    "accounts:api_token_revoke": Case(
+        args=lambda world: [world.api_token.pk],
+        get=None,
+        post=_no_data,
+        post_status=303,
+        effect=lambda world, client: (
+            ApiToken.objects.get(pk=world.api_token.pk).revoked_at is not None
+        ),
+    ),
+    "api_docs": Case(scoped=False),
     "campaigns:index": Case(scoped=False),
     "campaigns:create": Case(
         post=lambda world: form_data("Created", [{"name": "Ada", "email": "ada@example.com"}]),
