@@ -14,7 +14,8 @@ same key in the same workspace then
   back, the waiting one does the work itself.
 
 Records expire after API_IDEMPOTENCY_KEY_HOURS. A workspace's expired
-records are deleted by its next request that carries a key.
+records are deleted by its next request that carries a key, and the hourly
+`api.sweep_idempotency` task (api/tasks.py) deletes the rest.
 """
 
 from __future__ import annotations

@@ -301,6 +301,7 @@ CELERY_TASK_ROUTES = {
     "dispatch.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
     "imports.run_import": {"queue": IMPORT_QUEUE},
     "imports.sweep": {"queue": DISPATCH_CONTROL_QUEUE},
+    "api.sweep_idempotency": {"queue": DISPATCH_CONTROL_QUEUE},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -477,6 +478,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "imports.sweep",
         "schedule": DISPATCH_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": DISPATCH_SWEEP_INTERVAL_SECONDS},
+    },
+    # Expired Idempotency-Key records of the API (api/tasks.py), once an hour.
+    "idempotency-sweep": {
+        "task": "api.sweep_idempotency",
+        "schedule": 3600,
+        "options": {"expires": 3600},
     },
 }
 

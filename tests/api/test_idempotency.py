@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from api.models import IdempotencyRecord
+from api.tasks import delete_expired_idempotency_records
 from campaigns.models import Campaign
 from tests.api.conftest import ApiClient, campaign_body
 
@@ -64,6 +65,20 @@ def test_expired_key_is_reused_freely(api: ApiClient) -> None:
     assert response.status_code == 201
     assert Campaign.objects.count() == 2
     assert IdempotencyRecord.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_sweep_deletes_only_expired_records(api: ApiClient) -> None:
+    api.post("/api/v1/campaigns", campaign_body(ROWS), **{"Idempotency-Key": "old"})
+    api.post("/api/v1/campaigns", campaign_body(ROWS), **{"Idempotency-Key": "new"})
+    IdempotencyRecord.objects.filter(key="old").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    deleted = delete_expired_idempotency_records()
+
+    assert deleted == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
 
 
 @pytest.mark.django_db

@@ -83,6 +83,8 @@ def site(settings: Any, tmp_path: Path) -> dict[str, str]:
         "suppressions": reverse("suppressions:index"),
         "workspace": reverse("accounts:workspace"),
         "workspace-new": reverse("accounts:workspace_create"),
+        "api-tokens": reverse("accounts:api_tokens"),
+        "api-docs": reverse("api_docs"),
         "dev-mail": reverse("dev_mail:index"),
         "dev-mail-detail": reverse("dev_mail:detail", args=[mail.stem]),
     }
@@ -101,6 +103,8 @@ PAGES = [
     "suppressions",
     "workspace",
     "workspace-new",
+    "api-tokens",
+    "api-docs",
     "dev-mail",
     "dev-mail-detail",
 ]
