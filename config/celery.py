@@ -12,6 +12,7 @@ from celery.signals import (
     task_postrun,
     task_prerun,
     worker_process_shutdown,
+    worker_shutting_down,
 )
 
 from suppressions.redaction import RedactUnsubscribeTokens
@@ -21,6 +22,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("campaign_dispatcher")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_shutting_down.connect
+def stop_worker_loops(**kwargs: Any) -> None:
+    """Make this process's worker loops return their claims and finish (dispatch/shutdown.py).
+
+    Without this, a warm shutdown would wait until every running campaign
+    had nothing left to deliver.
+    """
+    from dispatch import shutdown
+
+    shutdown.request_stop()
 
 
 @after_setup_logger.connect

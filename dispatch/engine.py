@@ -48,7 +48,7 @@ from django.utils import timezone
 from audit.models import Action, record
 from campaigns.content import template_fields
 from campaigns.models import Campaign, DeliveryAttempt, Recipient, delivery_key
-from dispatch import claims
+from dispatch import claims, shutdown
 from dispatch.claims import Claim, Outcome
 from dispatch.messages import EmptyMessage, MessageContent, build_message
 from dispatch.providers import (
@@ -563,6 +563,14 @@ class _Loop:
             broadcasts.broadcast_campaign(campaign)
 
     def _check_status_if_due(self) -> None:
+        if self.active and shutdown.stop_requested():
+            logger.info(
+                "campaign %s: the worker is shutting down; this loop stops claiming and "
+                "returns its waiting claims to the queue",
+                self.campaign_id,
+            )
+            self.active = False
+            self._release_waiting()
         if time.monotonic() - self.last_status_check >= STATUS_CHECK_SECONDS:
             self._check_status()
 

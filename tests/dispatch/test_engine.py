@@ -12,6 +12,7 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from campaigns.models import Campaign, DeliveryAttempt, Recipient
+from dispatch import shutdown
 from dispatch.claims import claim_batch
 from dispatch.engine import retry_delay, run_campaign
 from dispatch.sweep import sweep
@@ -490,3 +491,79 @@ def test_pause_during_rate_limit_wait_starts_nothing(make_campaign, monkeypatch,
 def test_engine_settings_reject_out_of_range(field, value):
     with pytest.raises(ValueError, match=f"invalid {field} {value}"):
         engine_settings(**{field: value})
+
+
+class GatedProvider(RecordingProvider):
+    """Holds the first delivery until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_started = threading.Event()
+        self.gate = threading.Event()
+
+    def deliver(self, delivery):
+        if not self.first_started.is_set():
+            self.first_started.set()
+            assert self.gate.wait(THREAD_TIMEOUT_SECONDS), "the test never opened the gate"
+        return super().deliver(delivery)
+
+
+@pytest.fixture
+def worker_shutdown():
+    """Clear the process's shutdown request after the test."""
+    yield shutdown.request_stop
+    shutdown.STOPPING.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_shutdown_returns_unstarted_claims(make_campaign, worker_shutdown, caplog):
+    campaign = make_campaign(recipients=[{"email": f"reader{n}@example.com"} for n in range(5)])
+    assert campaign.start()
+    provider = GatedProvider()
+    one_at_a_time = engine_settings(concurrency=1, batch_size=5)
+
+    def run_loop() -> None:
+        try:
+            run_campaign(campaign.pk, provider, one_at_a_time)
+        finally:
+            connection.close()
+
+    loop = threading.Thread(target=run_loop)
+    with caplog.at_level(logging.INFO, logger="dispatch.engine"):
+        loop.start()
+        assert provider.first_started.wait(THREAD_TIMEOUT_SECONDS), "nothing was delivered"
+        worker_shutdown()
+        provider.gate.set()
+        loop.join(timeout=THREAD_TIMEOUT_SECONDS)
+
+    # The delivery in flight finished; the other four went back to the queue.
+    assert not loop.is_alive()
+    assert len(provider.deliveries) == 1
+    counts = {status: 0 for status in ("sent", "queued")}
+    for recipient in campaign.recipients.all():
+        counts[recipient.status] += 1
+        if recipient.status == Recipient.Status.QUEUED:
+            assert recipient.claim_token is None
+    assert counts == {"sent": 1, "queued": 4}
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PROCESSING
+    assert any("the worker is shutting down" in r.getMessage() for r in caplog.records)
+
+    # Another loop, after the restart, delivers the rest once each.
+    shutdown.STOPPING.clear()
+    run_campaign(campaign.pk, provider, one_at_a_time)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert sorted(provider.recipient_ids) == sorted(
+        campaign.recipients.values_list("pk", flat=True)
+    )
+
+
+def test_celery_shutdown_signal_stops_loops(worker_shutdown):
+    from celery.signals import worker_shutting_down
+
+    import config.celery  # noqa: F401 (connects the receiver)
+
+    worker_shutting_down.send(sender="worker@test", sig="SIGTERM", how="Warm", exitcode=0)
+
+    assert shutdown.stop_requested()
