@@ -1,8 +1,10 @@
 """Opaque cursors for keyset pagination on ids.
 
 A cursor is the URL-safe base64 of "<kind>:<id>", the last id of the
-previous page. Rows inserted meanwhile never shift the pages that follow,
-because each page starts after an id rather than at an offset.
+previous page. The kind names the list (campaigns, or one campaign's
+recipients with one status filter), so a cursor works only on its own
+list. Rows inserted meanwhile never shift the pages that follow, because
+each page starts after an id rather than at an offset.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError):
         text = ""
-    prefix, _, digits = text.partition(":")
+    prefix, _, digits = text.rpartition(":")
     if prefix != kind or not digits.isdigit() or len(digits) > 18:
         raise ApiError(
             422,

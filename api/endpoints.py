@@ -236,7 +236,9 @@ def list_recipients(
     cursor: str | None = None,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
 ) -> dict[str, Any]:
-    after = decode_cursor("r", cursor)
+    # The cursor names its list: this campaign, with this status filter.
+    kind = f"r{campaign_id}-{status or ''}"
+    after = decode_cursor(kind, cursor)
     campaign = get_campaign(request, campaign_id)
     recipients = campaign.recipients.order_by("id")
     if status is not None:
@@ -248,7 +250,7 @@ def list_recipients(
     page = page[:limit]
     return {
         "items": [_recipient_out(recipient) for recipient in page],
-        "next_cursor": encode_cursor("r", page[-1].pk) if more else None,
+        "next_cursor": encode_cursor(kind, page[-1].pk) if more else None,
     }
 
 
@@ -370,7 +372,7 @@ def resume_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, 
 @api.post(
     "/campaigns/{campaign_id}/cancel",
     response=TRANSITION_RESPONSES,
-    summary="Cancel a processing or paused campaign",
+    summary="Cancel a pending, processing or paused campaign",
     url_name="cancel",
 )
 def cancel_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, Any]]:
@@ -381,9 +383,8 @@ def cancel_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, 
             record(campaign, Action.CANCELLED, request.user, THROUGH_API)
             transaction.on_commit(partial(broadcast_refresh, campaign.pk, None))
     if not cancelled:
-        return Status(
-            409, _refused(campaign.pk, "Only a processing or paused campaign can be cancelled")
-        )
+        rule = "Only a pending, processing or paused campaign can be cancelled"
+        return Status(409, _refused(campaign.pk, rule))
     logger.info("campaign %s: cancelled through the API", campaign.pk)
     return Status(200, {"campaign": _fresh(campaign.pk)})
 
@@ -475,17 +476,19 @@ def _check_row_count(count: int) -> None:
             422,
             "too_many_recipients",
             f"The request has {count} recipients; at most {limit} fit in one request "
-            "(API_MAX_RECIPIENTS_PER_REQUEST). Create the campaign with the first ones and "
-            "add the others with POST /api/v1/campaigns/{id}/recipients.",
-            errors=[],
+            "(API_MAX_RECIPIENTS_PER_REQUEST). Send them in several requests: the others "
+            "with POST /api/v1/campaigns/{id}/recipients.",
         )
 
 
 def _invalid_body(errors: list[RowError]) -> dict[str, Any]:
+    if any(error.row is None for error in errors):
+        advice = "Fix the fields in errors."
+    else:
+        advice = 'Fix the rows in errors, or send "skip_invalid": true to save the valid ones.'
     return error_body(
         "validation_failed",
-        f"{len(errors)} error(s) in the request; nothing was saved. Fix the rows in errors, "
-        'or send "skip_invalid": true to save the valid recipients.',
+        f"{len(errors)} error(s) in the request; nothing was saved. {advice}",
         errors=[error.as_dict() for error in errors],
     )
 

@@ -36,8 +36,10 @@ from api.models import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 
-# Responses with these statuses are not stored, so the client may retry.
-_UNSTORED_STATUS_FLOOR = 500
+# Responses with these statuses are not stored: a rejected request did no
+# work, so its client may fix the body or wait for the campaign's state and
+# send the same key again.
+_UNSTORED_STATUS_FLOOR = 400
 
 Work = Callable[[], tuple[int, dict[str, Any]]]
 

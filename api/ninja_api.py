@@ -94,7 +94,15 @@ def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResp
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return error_response(exc.status_code, "error", str(exc))
+    if exc.status_code == 400:
+        # Ninja's only 400: a body that does not parse. Its message, with
+        # DEBUG on, shows the parser's internals.
+        return error_response(
+            400,
+            "invalid_json",
+            "The request body is not valid JSON: send one JSON object, encoded in UTF-8.",
+        )
+    return error_response(exc.status_code, "http_error", str(exc))
 
 
 @api.exception_handler(Exception)

@@ -3,26 +3,59 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, model_validator
 
 from campaigns.models import CAMPAIGN_NAME_MAX_LENGTH, CampaignStatus, RecipientStatus
 
 
-class RecipientIn(Schema):
-    name: str = ""
-    email: str = ""
-    phone_number: str = Field(
+def _encodable(value: str) -> str:
+    """Reject text that PostgreSQL cannot store: JSON escapes of lone UTF-16 surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "The text contains an unpaired surrogate escape (such as \\udc00), which is not "
+            "a character."
+        ) from None
+    return value
+
+
+# Text that can be stored: every string field of a request body.
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
+class StrictSchema(Schema):
+    """A request body that rejects fields it does not know, so that typos are not
+    ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecipientIn(StrictSchema):
+    name: Text = ""
+    email: Text = ""
+    phone_number: Text = Field(
         "", description="With + and the country code, or a number of PHONE_DEFAULT_REGION."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _object(cls, value: Any) -> Any:
+        # Ninja would read the attributes of any value, so that null or a
+        # bare string became an empty row.
+        if value is None or isinstance(value, (str, bytes, int, float, list, tuple)):
+            raise ValueError('Each recipient must be an object, such as {"email": "..."}.')
+        return value
 
-class RecipientsIn(Schema):
+
+class RecipientsIn(StrictSchema):
     recipients: list[RecipientIn] = Field(
         description="At most API_MAX_RECIPIENTS_PER_REQUEST (10,000 by default) rows."
     )
-    skip_invalid: bool = Field(
+    skip_invalid: StrictBool = Field(
         False,
         description="Save the valid rows and report the others in `skipped`, instead of "
         "rejecting the whole request with 422.",
@@ -30,12 +63,17 @@ class RecipientsIn(Schema):
 
 
 class CampaignIn(RecipientsIn):
-    name: str = Field(min_length=1, max_length=CAMPAIGN_NAME_MAX_LENGTH)
-    email_subject: str = ""
-    email_text: str = ""
-    email_html: str = ""
-    sms_text: str = ""
-    prefer_sms: bool = False
+    recipients: list[RecipientIn] = Field(
+        default_factory=list,
+        description="At most API_MAX_RECIPIENTS_PER_REQUEST (10,000 by default) rows; none "
+        "creates an empty campaign.",
+    )
+    name: Text = Field(min_length=1, max_length=CAMPAIGN_NAME_MAX_LENGTH)
+    email_subject: Text = ""
+    email_text: Text = ""
+    email_html: Text = ""
+    sms_text: Text = ""
+    prefer_sms: StrictBool = False
 
 
 class RowError(Schema):

@@ -182,16 +182,17 @@ class QueueLengthCollector(Collector):
         yield family
 
 
-class GuardedCollector(Collector):
-    """Run another collector, and report whether it worked instead of failing the scrape.
+class GuardedCollectors(Collector):
+    """Run other collectors, and report which worked instead of failing the scrape.
 
     A scrape still returns the counters while PostgreSQL or Redis is down,
     with `campaign_dispatcher_scrape_collector_success{collector=...}` at 0.
+    One family carries the result of every collector, because the text
+    format allows one HELP and TYPE line per metric name.
     """
 
-    def __init__(self, name: str, inner: Collector) -> None:
-        self.name = name
-        self.inner = inner
+    def __init__(self, collectors: dict[str, Collector]) -> None:
+        self.collectors = collectors
 
     def collect(self) -> Iterator[Metric]:
         success = GaugeMetricFamily(
@@ -199,23 +200,24 @@ class GuardedCollector(Collector):
             "1 when the collector read its source at this scrape, 0 when it failed.",
             labels=["collector"],
         )
-        try:
-            families = list(self.inner.collect())
-        except Exception as exc:
-            logger.warning(
-                "metrics: the %s collector failed: %s: %s", self.name, type(exc).__name__, exc
-            )
-            success.add_metric([self.name], 0)
-            yield success
-            return
-        yield from families
-        success.add_metric([self.name], 1)
+        for name, inner in self.collectors.items():
+            try:
+                families = list(inner.collect())
+            except Exception as exc:
+                logger.warning(
+                    "metrics: the %s collector failed: %s: %s", name, type(exc).__name__, exc
+                )
+                success.add_metric([name], 0)
+                continue
+            yield from families
+            success.add_metric([name], 1)
         yield success
 
 
 SCRAPE_REGISTRY = CollectorRegistry(auto_describe=False)
-SCRAPE_REGISTRY.register(GuardedCollector("campaigns", CampaignStatusCollector()))
-SCRAPE_REGISTRY.register(GuardedCollector("queues", QueueLengthCollector()))
+SCRAPE_REGISTRY.register(
+    GuardedCollectors({"campaigns": CampaignStatusCollector(), "queues": QueueLengthCollector()})
+)
 
 
 def multiprocess_dir() -> str | None:

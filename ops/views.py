@@ -10,14 +10,15 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from ops import health, metrics
 
 
 @login_not_required
 @never_cache
-@require_GET
+# HEAD too: some load balancers probe with it.
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Return 200 while the process serves requests; touches neither PostgreSQL nor Redis."""
     return JsonResponse({"status": "ok"})
@@ -25,7 +26,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_not_required
 @never_cache
-@require_GET
+@require_safe
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Run every readiness check in parallel; 200 when all pass, 503 naming those that failed.
 

@@ -73,5 +73,5 @@ CAMPAIGN = {
 }
 
 
-def campaign_body(recipients: list[dict[str, str]], **fields: Any) -> dict[str, Any]:
+def campaign_body(recipients: list[Any], **fields: Any) -> dict[str, Any]:
     return {**CAMPAIGN, "recipients": recipients, **fields}

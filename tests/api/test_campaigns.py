@@ -102,9 +102,47 @@ def test_create_rejects_malformed_json(api: ApiClient) -> None:
         HTTP_AUTHORIZATION=f"Bearer {api.token}",
     )
 
-    assert response.status_code in {400, 422}
+    assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert "code" in response.json()
+    assert response.json()["code"] == "invalid_json"
+    assert "not valid JSON" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (campaign_body([], email_text="x\udc00"), "email_text", "unpaired surrogate"),
+        (campaign_body([{"name": "A\udc00", "email": "a@example.com"}]), "name", "surrogate"),
+        (campaign_body([None]), None, "Each recipient must be an object"),
+        (campaign_body(["ada@example.com"]), None, "Each recipient must be an object"),
+        (campaign_body([], status="completed"), "status", "Extra inputs are not permitted"),
+        (campaign_body([{"email": "a@example.com", "bogus": 1}]), "bogus", "Extra inputs"),
+        (campaign_body([], prefer_sms="yes"), "prefer_sms", "valid boolean"),
+    ],
+)
+def test_create_rejects_bad_body_values(
+    api: ApiClient, body: dict[str, Any], field: str | None, message: str
+) -> None:
+    response = api.post("/api/v1/campaigns", body)
+
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["code"] == "validation_error"
+    assert any(
+        (error["field"] or "").endswith(field or "") and message in error["message"]
+        for error in payload["errors"]
+    ), payload["errors"]
+    assert not Campaign.objects.exists()
+
+
+def test_create_without_recipients(api: ApiClient) -> None:
+    body = campaign_body([])
+    del body["recipients"]
+
+    response = api.post("/api/v1/campaigns", body)
+
+    assert response.status_code == 201
+    assert response.json()["added"] == 0
 
 
 def test_create_limits_recipient_count(api: ApiClient, settings: Any) -> None:
@@ -222,6 +260,22 @@ def test_list_recipients_rejects_bad_input(api: ApiClient, make_campaign: Any) -
     assert bad_cursor.status_code == 422
     assert bad_cursor.json()["code"] == "invalid_cursor"
     assert campaign_cursor.status_code == 422
+
+
+def test_recipient_cursor_belongs_to_its_list(api: ApiClient, make_campaign: Any) -> None:
+    first = make_campaign(name="First")
+    second = make_campaign(name="Second")
+    page = api.get(f"/api/v1/campaigns/{first.pk}/recipients?limit=1").json()
+    cursor = page["next_cursor"]
+
+    other_campaign = api.get(f"/api/v1/campaigns/{second.pk}/recipients?cursor={cursor}")
+    other_filter = api.get(f"/api/v1/campaigns/{first.pk}/recipients?status=sent&cursor={cursor}")
+    same_list = api.get(f"/api/v1/campaigns/{first.pk}/recipients?limit=1&cursor={cursor}")
+
+    assert other_campaign.status_code == 422
+    assert other_campaign.json()["code"] == "invalid_cursor"
+    assert other_filter.status_code == 422
+    assert same_list.status_code == 200
 
 
 def test_attempts_of_recipient(api: ApiClient, make_campaign: Any) -> None:

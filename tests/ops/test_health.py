@@ -42,6 +42,13 @@ def test_healthz_answers_without_queries(anonymous_client: Client, django_assert
     assert "no-cache" in response["Cache-Control"]
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_head(anonymous_client: Client, path: str):
+    response = anonymous_client.head(path)
+
+    assert response.status_code == 200
+
+
 def test_readyz_all_checks_pass(anonymous_client: Client):
     response = anonymous_client.get("/readyz")
 

@@ -111,6 +111,16 @@ def test_queue_length_counts_priorities(anonymous_client: Client, metrics_on, br
     ) in samples
 
 
+def test_each_family_is_described_once(anonymous_client: Client, metrics_on):
+    text = anonymous_client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+
+    help_lines = [line for line in text.splitlines() if line.startswith("# HELP ")]
+    names = [line.split()[2] for line in help_lines]
+    assert len(names) == len(set(names)), sorted(names)
+    families = [f.name for f in text_string_to_metric_families(text)]
+    assert len(families) == len(set(families))
+
+
 def test_queue_collector_failure_keeps_scrape(anonymous_client: Client, metrics_on, settings):
     from tests.servers import free_port
 
