@@ -20,6 +20,18 @@ from tests.servers import free_port
 from tests.smtp import SMTP_BACKEND, RecordingHandler
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last, after pytest-django has ordered the others.
+
+    Sync Playwright leaves an event loop marked as running in the main
+    thread for the rest of the session, and the test client's async_to_sync
+    then rejects requests to async views. The sort is stable, so every other
+    test keeps its place.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("system") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def delete_live_streams() -> Iterator[None]:
     """Delete this run's live-update streams and header leases when the session ends.

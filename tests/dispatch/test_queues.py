@@ -43,6 +43,7 @@ def test_live_updates_use_no_queue():
         "dispatch.sweep",
         "imports.run_import",
         "imports.sweep",
+        "api.sweep_idempotency",
     }
 
 
