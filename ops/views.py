@@ -41,7 +41,12 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     body: dict[str, object] = {"status": "unavailable" if failed else "ok", "checks": checks}
     if failed:
         body["failed"] = failed
-    return JsonResponse(body, status=503 if failed else 200)
+    response = JsonResponse(body, status=503 if failed else 200)
+    if failed:
+        # Each failed check has logged a warning with its cause. Without this
+        # mark, django.request would log every failed probe as a server error.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 async def _timed_check(name: str, timeout: float) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -60,6 +61,20 @@ def test_readyz_all_checks_pass(anonymous_client: Client):
         assert result["ok"] is True, name
         assert result["ms"] >= 0
     assert "failed" not in body
+
+
+def test_failed_probe_logs_a_warning_not_a_server_error(anonymous_client: Client, settings, caplog):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    with caplog.at_level(logging.INFO):
+        response = anonymous_client.get("/readyz")
+
+    assert response.status_code == 503
+    assert not [r for r in caplog.records if r.name == "django.request"]
+    assert any(
+        r.levelno == logging.WARNING and "Redis check failed" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_readyz_redis_unreachable(anonymous_client: Client, settings):
