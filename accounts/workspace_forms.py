@@ -24,7 +24,7 @@ USERNAME_OR_EMAIL_MAX_LENGTH = 254
 class WorkspaceNameForm(forms.ModelForm):
     """A workspace's name, unique among the workspaces of `user`.
 
-    Two workspaces of one user with the same name could not be told apart in
+    Two workspaces of one user with the same name could not be distinguished in
     the switcher. Names of other users' workspaces are not checked, so the
     form reveals nothing about them.
     """

@@ -1,7 +1,7 @@
 """The API's operations on campaigns, recipients and delivery attempts.
 
 Each operation works in the token's workspace, as the web pages work in the
-session's: another workspace's campaign answers 404. State changes go
+session's: another workspace's campaign returns 404. State changes go
 through the Campaign model's transitions and are recorded in the audit log
 with the token's user as the actor, as the web actions are.
 """

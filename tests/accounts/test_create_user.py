@@ -122,7 +122,7 @@ def test_demo_campaign_and_user_share_a_workspace() -> None:
     assert not Membership.objects.filter(workspace=other).exists()
 
 
-def test_first_user_owns_the_default_workspace_and_later_ones_are_members(
+def test_first_user_owns_default_workspace(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     create_user(monkeypatch, "ada", "--password-stdin", stdin="a-long-passphrase-5521")

@@ -39,7 +39,7 @@ PUBLIC = {
 }
 # The JSON API's operations authenticate with bearer tokens, not sessions.
 # tests/api/test_route_matrix.py has their matrix, with a case per operation.
-# "api-root" at /api/v1/ is no operation: it answers a JSON 404, and
+# "api-root" at /api/v1/ is no operation: it returns a JSON 404, and
 # django-ninja reverses it to find the API's prefix.
 API_OPERATIONS = {
     f"api:{name}"
@@ -69,7 +69,7 @@ CSRF_EXEMPT = {
     "api:openapi-json",
     *API_OPERATIONS,
 }
-# Pages and actions for signed-in users only: the matrix below says how each one is used.
+# Pages and actions for signed-in users only; url_matrix.py describes how each is used.
 SIGNED_IN = set(MATRIX) - STREAMS
 SAMPLE_ARGUMENTS = {"int": "1", "str": "sample", "slug": "sample", "path": "sample"}
 

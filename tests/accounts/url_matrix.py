@@ -131,7 +131,7 @@ class Case:
     """How the right user uses one URL.
 
     `get` and `post_status` are the statuses of a successful GET and POST,
-    None where the method is not allowed (405). `effect` says whether the
+    None where the method is not allowed (405). `effect` returns whether the
     POST made its change. `scoped` is False for URLs that name nothing of a
     workspace: the user's own account pages, the current workspace's pages,
     the index stream (which drops other workspaces' ids) and the captured

@@ -27,7 +27,7 @@ def fresh_migration_check() -> Iterator[None]:
 
 @pytest.fixture
 def silent_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers."""
+    """A loopback port that accepts connections and never responds."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
@@ -63,7 +63,7 @@ def test_readyz_all_checks_pass(anonymous_client: Client):
     assert "failed" not in body
 
 
-def test_failed_probe_logs_a_warning_not_a_server_error(anonymous_client: Client, settings, caplog):
+def test_failed_probe_logs_warning_only(anonymous_client: Client, settings, caplog):
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
 
     with caplog.at_level(logging.INFO):

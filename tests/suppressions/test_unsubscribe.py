@@ -420,7 +420,7 @@ def test_old_token_goes_to_the_campaign_workspace(client: Client) -> None:
     assert Suppression.objects.get().workspace == elsewhere
 
 
-def test_old_token_of_deleted_campaign_goes_to_the_oldest_workspace() -> None:
+def test_old_token_deleted_campaign_oldest_workspace() -> None:
     oldest = Workspace.objects.create(name="Oldest")
     Workspace.objects.create(name="Newer")
 
@@ -438,8 +438,8 @@ def test_unsubscribe_from_deleted_workspace(url: Callable[[str], str]) -> None:
     page = Client().get(url(token))
     response = Client().post(url(token), {"List-Unsubscribe": "One-Click"})
 
-    # Nothing is sent from a deleted workspace again: the person is told
-    # they are unsubscribed, and there is no list to write to.
+    # Nothing is sent from a deleted workspace again: the page confirms
+    # the unsubscription, and there is no list to write to.
     assert page.status_code == 200
     assert response.status_code == 200
     assert not Suppression.objects.exists()
