@@ -42,11 +42,11 @@ from api.schemas import (
     TransitionOut,
 )
 from audit.models import Action, record
+from campaigns import actions
 from campaigns.forms import CampaignForm
 from campaigns.models import Campaign, Recipient, RecipientStatus
-from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
 from live.access import PARAMETER, StreamAccess, sign_access
-from live.broadcasts import broadcast_campaign, broadcast_refresh
+from live.broadcasts import broadcast_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -293,11 +293,7 @@ def dispatch_campaign(
 
 
 def _dispatch(request: HttpRequest, campaign: Campaign) -> tuple[int, dict[str, Any]]:
-    if campaign.start():
-        record(campaign, Action.DISPATCHED, request.user, THROUGH_API)
-        # Only the request whose UPDATE won enqueues, and only once its
-        # transaction is visible to the worker.
-        transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
+    if actions.dispatch(campaign, request.user, THROUGH_API):
         logger.info("campaign %s: dispatch requested through the API", campaign.pk)
         return 200, {"campaign": _fresh(campaign.pk)}
 
@@ -332,11 +328,9 @@ def _dispatch(request: HttpRequest, campaign: Campaign) -> tuple[int, dict[str, 
 )
 def pause_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, Any]]:
     campaign = get_campaign(request, campaign_id)
-    with transaction.atomic():
-        paused = campaign.pause(f"paused by an operator {THROUGH_API}")
-        if paused:
-            record(campaign, Action.PAUSED, request.user, THROUGH_API)
-            transaction.on_commit(partial(broadcast_campaign, campaign))
+    paused = actions.pause(
+        campaign, request.user, f"paused by an operator {THROUGH_API}", THROUGH_API
+    )
     if not paused:
         return Status(409, _refused(campaign.pk, "Only a processing campaign can be paused"))
     logger.info("campaign %s: paused through the API", campaign.pk)
@@ -351,19 +345,7 @@ def pause_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, A
 )
 def resume_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, Any]]:
     campaign = get_campaign(request, campaign_id)
-    with transaction.atomic():
-        resumed = campaign.resume()
-        if resumed:
-            # With nothing queued or in flight, the campaign completes here.
-            completed = campaign.complete()
-            detail = THROUGH_API + (
-                "; nothing was left to deliver, so it completed" if completed else ""
-            )
-            record(campaign, Action.RESUMED, request.user, detail)
-            if not completed:
-                transaction.on_commit(partial(wake_campaign_later, campaign.pk))
-            transaction.on_commit(partial(broadcast_campaign, campaign))
-    if not resumed:
+    if not actions.resume(campaign, request.user, THROUGH_API).resumed:
         return Status(409, _refused(campaign.pk, "Only a paused campaign can be resumed"))
     logger.info("campaign %s: resumed through the API", campaign.pk)
     return Status(200, {"campaign": _fresh(campaign.pk)})
@@ -377,12 +359,7 @@ def resume_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, 
 )
 def cancel_campaign(request: HttpRequest, campaign_id: int) -> Status[dict[str, Any]]:
     campaign = get_campaign(request, campaign_id)
-    with transaction.atomic():
-        cancelled = campaign.cancel()
-        if cancelled:
-            record(campaign, Action.CANCELLED, request.user, THROUGH_API)
-            transaction.on_commit(partial(broadcast_refresh, campaign.pk, None))
-    if not cancelled:
+    if not actions.cancel(campaign, request.user, THROUGH_API):
         rule = "Only a pending, processing or paused campaign can be cancelled"
         return Status(409, _refused(campaign.pk, rule))
     logger.info("campaign %s: cancelled through the API", campaign.pk)

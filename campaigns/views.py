@@ -22,15 +22,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.workspaces import current_workspace, get_campaign, workspace_campaigns
 from audit.models import Action, record
 from audit.views import latest_events
+from campaigns import actions
 from campaigns.forms import CampaignForm, RecipientFilterForm, RecipientFormSet
 from campaigns.models import Campaign, Recipient
 from campaigns.pagination import RecipientPaginator
-from dispatch.tasks import dispatch_campaign_later, wake_campaign_later
+from dispatch.tasks import dispatch_campaign_later
 from imports import uploads
 from imports.forms import ImportFileForm
 from imports.rendering import progress_context, shown_import
 from live import streams
-from live.broadcasts import broadcast_campaign, broadcast_refresh, header_context, turbo_request_id
+from live.broadcasts import broadcast_refresh, header_context, turbo_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -321,14 +322,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_campaign(request, pk)
-    with transaction.atomic():
-        started = campaign.start()
-        if started:
-            record(campaign, Action.DISPATCHED, request.user)
-            # Only the request whose UPDATE won enqueues, and only once its
-            # transaction is visible to the worker.
-            transaction.on_commit(partial(dispatch_campaign_later, campaign.pk))
-
+    started = actions.dispatch(campaign, request.user)
     if started:
         logger.info("campaign %s: dispatch requested", campaign.pk)
         messages.success(request, "Dispatch started. Recipients update below as they are sent.")
@@ -357,11 +351,7 @@ def dispatch(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def pause(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_campaign(request, pk)
-    with transaction.atomic():
-        paused = campaign.pause("paused by an operator")
-        if paused:
-            record(campaign, Action.PAUSED, request.user)
-            transaction.on_commit(partial(broadcast_campaign, campaign))
+    paused = actions.pause(campaign, request.user, "paused by an operator")
     if paused:
         logger.info("campaign %s: paused by an operator", pk)
         messages.success(
@@ -377,18 +367,8 @@ def pause(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def resume(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_campaign(request, pk)
-    completed = False
-    with transaction.atomic():
-        resumed = campaign.resume()
-        if resumed:
-            # With no recipient queued or in flight, the campaign completes
-            # here, and no worker loop is woken to find nothing to do.
-            completed = campaign.complete()
-            detail = "nothing was left to deliver, so it completed" if completed else ""
-            record(campaign, Action.RESUMED, request.user, detail)
-            if not completed:
-                transaction.on_commit(partial(wake_campaign_later, campaign.pk))
-            transaction.on_commit(partial(broadcast_campaign, campaign))
+    result = actions.resume(campaign, request.user)
+    resumed, completed = result.resumed, result.completed
     if not resumed:
         messages.error(
             request, f"Only a paused campaign can be resumed; this one is {_status(pk)}."
@@ -407,11 +387,7 @@ def resume(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_campaign(request, pk)
-    with transaction.atomic():
-        cancelled = campaign.cancel()
-        if cancelled:
-            record(campaign, Action.CANCELLED, request.user)
-            _refresh_other_pages_on_commit(request, campaign.pk)
+    cancelled = actions.cancel(campaign, request.user, turbo_request_id=turbo_request_id(request))
     if cancelled:
         logger.info("campaign %s: cancelled by an operator", pk)
         messages.success(
