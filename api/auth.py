@@ -92,6 +92,12 @@ def _active_token(token: str) -> ApiToken | None:
 
 
 def _touch(api_token: ApiToken) -> None:
+    """Record that the token was used, unless that was recorded less than a minute ago."""
     now = timezone.now()
+    last_used = api_token.last_used_at
+    if last_used is not None and last_used >= now - LAST_USED_RESOLUTION:
+        # Fresh enough: no query at all for a busy client's requests.
+        return
+    # Conditional, so that concurrent requests write the column once.
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     ApiToken.objects.filter(stale, pk=api_token.pk).update(last_used_at=now)

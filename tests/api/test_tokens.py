@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Membership, Role, join_workspace
@@ -70,6 +72,17 @@ def test_last_used_is_recorded(api: ApiClient) -> None:
     api.get("/api/v1/campaigns")
 
     assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_recent_use_is_not_written_again(api: ApiClient) -> None:
+    api.get("/api/v1/campaigns")
+    first = ApiToken.objects.get().last_used_at
+
+    with CaptureQueriesContext(connection) as queries:
+        api.get("/api/v1/campaigns")
+
+    assert ApiToken.objects.get().last_used_at == first
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
 
 
 def test_revoked_token_is_401(client: Client, api: ApiClient) -> None:
