@@ -70,7 +70,7 @@ def start_in_first_workspace(sender: Any, request: HttpRequest, user: Any, **kwa
     """Make the workspace that the user joined first the new session's workspace.
 
     Connected to user_logged_in. Choosing it at sign-in saves the session a
-    write on the first page; choose_membership does the same for a session
+    write on the first page. choose_membership does the same for a session
     that has no workspace or names one that the user has left.
     """
     first = Membership.objects.filter(user_id=user.pk).order_by("created_at", "id").first()

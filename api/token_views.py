@@ -32,7 +32,7 @@ class ApiTokenForm(forms.Form):
     name = forms.CharField(
         label="Token name",
         max_length=TOKEN_NAME_MAX_LENGTH,
-        error_messages={"required": "Enter a name that says where the token is used."},
+        error_messages={"required": "Enter a name for the token, such as the system that uses it."},
         widget=forms.TextInput(
             attrs={
                 "maxlength": TOKEN_NAME_MAX_LENGTH,
@@ -45,7 +45,7 @@ class ApiTokenForm(forms.Form):
     def clean_name(self) -> str:
         name = " ".join(self.cleaned_data["name"].split())
         if not name:
-            raise ValidationError("Enter a name that says where the token is used.")
+            raise ValidationError("Enter a name for the token, such as the system that uses it.")
         return name
 
 

@@ -1,6 +1,6 @@
 """Ids that log records carry while a request, a task or a delivery runs.
 
-A context variable holds a mutable mapping of ids (request_id, workspace_id,
+A context variable contains a mutable mapping of ids (request_id, workspace_id,
 campaign_id, recipient_id, attempt, task_id). `bind()` adds ids for the
 length of a `with` block, and `LogContextFilter` copies them onto each record
 that a handler emits, where the JSON formatter (ops/logs.py) finds them.
